@@ -1,0 +1,154 @@
+// Package link defines the link endpoint: a network card as the stack sees
+// it. An endpoint moves whole Ethernet frames (destination MAC first, no
+// preamble or FCS) between the stack and something outside it: a TAP
+// device, an AF_PACKET socket, a QEMU socket, an in-memory emulated
+// network, or itself (loopback). Implementations live in the subpackages;
+// linkspec turns a user's spec string ("tap:sbx0", "emu:lab", …) into one.
+//
+// Ownership: a frame handed to Dispatcher.DeliverFrame belongs to the
+// receiver from then on; the endpoint reads the next frame into a new
+// buffer. A frame passed to WritePackets still belongs to the caller, and
+// the endpoint keeps no reference to it after WritePackets returns (an
+// endpoint that sends later copies it). No reference counts either way.
+//
+// Concurrency: WritePackets may be called from many goroutines at once.
+// DeliverFrame is called from one goroutine per endpoint at a time (the
+// endpoint's reader), so a dispatcher sees one endpoint's frames in order.
+// An endpoint holds none of its own locks while it calls DeliverFrame.
+package link
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// Capabilities are what an endpoint does beyond moving frames.
+type Capabilities uint32
+
+const (
+	// CapLoopback: frames written come back as received frames.
+	CapLoopback Capabilities = 1 << iota
+	// CapRXChecksumOffload: transport checksums of delivered frames were verified.
+	CapRXChecksumOffload
+	// CapTXChecksumOffload: the endpoint fills in transport checksums on write.
+	CapTXChecksumOffload
+)
+
+// Dispatcher receives the frames an endpoint reads: the stack's NIC.
+type Dispatcher interface {
+	// DeliverFrame hands over one whole Ethernet frame, which the receiver
+	// owns from then on. It runs on the endpoint's reader goroutine and
+	// should return quickly: the endpoint reads nothing while it runs.
+	DeliverFrame(frame []byte)
+}
+
+// DispatcherFunc adapts a function to Dispatcher.
+type DispatcherFunc func(frame []byte)
+
+// DeliverFrame calls f(frame).
+func (f DispatcherFunc) DeliverFrame(frame []byte) { f(frame) }
+
+// Endpoint is one link: a NIC.
+type Endpoint interface {
+	// Name describes the endpoint for messages, e.g. "tap:sbx0".
+	Name() string
+	// MTU is the largest Ethernet payload (the IP packet) the link carries.
+	MTU() int
+	// MAC is the hardware address the stack should use on this link.
+	MAC() wire.MAC
+	// Capabilities reports offloads and loopback behaviour.
+	Capabilities() Capabilities
+	// Attach starts delivering received frames to d; Attach(nil) stops
+	// delivery, and frames that arrive with no dispatcher are dropped and
+	// counted. Calling Attach again replaces the dispatcher.
+	Attach(d Dispatcher)
+	// WritePackets sends whole Ethernet frames in order and returns how
+	// many were sent; on error, frames from that index on were not sent.
+	// A frame longer than MTU plus its Ethernet header gives ErrFrameTooBig.
+	WritePackets(frames [][]byte) (int, error)
+	// Close releases the endpoint and stops its reader; it is idempotent.
+	// After Close, WritePackets returns ErrClosed.
+	Close() error
+}
+
+// Errors shared by all endpoints.
+var (
+	ErrClosed      = errors.New("link: endpoint closed")
+	ErrFrameTooBig = errors.New("link: frame larger than the link MTU")
+	ErrFrameShort  = errors.New("link: frame shorter than an Ethernet header")
+)
+
+// MaxFrameHeader is the most header room a frame's payload may need in front
+// of it on an Ethernet link: 14 bytes plus two 802.1Q tags (QinQ).
+const MaxFrameHeader = 14 + 2*4
+
+// FrameFits reports whether an Ethernet frame's payload fits an MTU. The
+// header length allowed for is that of the frame's own tags (up to two).
+func FrameFits(frame []byte, mtu int) bool {
+	hdr := 14
+	for i := 0; i < 2 && len(frame) >= hdr && isVLANTPID(frame[hdr-2], frame[hdr-1]); i++ {
+		hdr += 4
+	}
+	return len(frame) <= hdr+mtu
+}
+
+func isVLANTPID(hi, lo byte) bool {
+	t := uint16(hi)<<8 | uint16(lo)
+	return t == 0x8100 || t == 0x88a8 || t == 0x9100
+}
+
+// Stats are an endpoint's frame counters. Endpoints embed it and update it
+// atomically; Snapshot reads a consistent-enough copy for display.
+type Stats struct {
+	RxFrames, RxBytes, RxDropped, RxErrors atomic.Uint64
+	TxFrames, TxBytes, TxDropped, TxErrors atomic.Uint64
+}
+
+// StatsSnapshot is a plain copy of Stats.
+type StatsSnapshot struct {
+	RxFrames, RxBytes, RxDropped, RxErrors uint64
+	TxFrames, TxBytes, TxDropped, TxErrors uint64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		RxFrames: s.RxFrames.Load(), RxBytes: s.RxBytes.Load(),
+		RxDropped: s.RxDropped.Load(), RxErrors: s.RxErrors.Load(),
+		TxFrames: s.TxFrames.Load(), TxBytes: s.TxBytes.Load(),
+		TxDropped: s.TxDropped.Load(), TxErrors: s.TxErrors.Load(),
+	}
+}
+
+// Counter is implemented by endpoints that keep Stats.
+type Counter interface {
+	Stats() StatsSnapshot
+}
+
+// DispatcherSlot holds an endpoint's current dispatcher so the reader can
+// load it without a lock while Attach swaps it.
+type DispatcherSlot struct {
+	p atomic.Pointer[Dispatcher]
+}
+
+// Store sets the dispatcher (nil detaches).
+func (s *DispatcherSlot) Store(d Dispatcher) {
+	if d == nil {
+		s.p.Store(nil)
+		return
+	}
+	s.p.Store(&d)
+}
+
+// Deliver hands frame to the current dispatcher and reports whether there
+// was one; with none, the caller counts the frame as dropped.
+func (s *DispatcherSlot) Deliver(frame []byte) bool {
+	d := s.p.Load()
+	if d == nil {
+		return false
+	}
+	(*d).DeliverFrame(frame)
+	return true
+}

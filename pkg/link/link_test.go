@@ -1,0 +1,36 @@
+package link
+
+import "testing"
+
+func TestFrameFits(t *testing.T) {
+	plain := make([]byte, 14+1500)
+	plain[12], plain[13] = 0x08, 0x00
+	if !FrameFits(plain, 1500) || FrameFits(plain, 1499) {
+		t.Fatal("untagged frame: wrong fit")
+	}
+	tagged := make([]byte, 18+1500)
+	tagged[12], tagged[13] = 0x81, 0x00
+	tagged[16], tagged[17] = 0x08, 0x00
+	if !FrameFits(tagged, 1500) || FrameFits(tagged, 1499) {
+		t.Fatal("802.1Q frame: tag not allowed for")
+	}
+	if !FrameFits([]byte{1, 2}, 1500) {
+		t.Fatal("a runt fits any MTU (it is rejected elsewhere)")
+	}
+}
+
+func TestDispatcherSlot(t *testing.T) {
+	var s DispatcherSlot
+	if s.Deliver([]byte{1}) {
+		t.Fatal("delivered with no dispatcher")
+	}
+	var got []byte
+	s.Store(DispatcherFunc(func(f []byte) { got = f }))
+	if !s.Deliver([]byte{7}) || len(got) != 1 || got[0] != 7 {
+		t.Fatal("frame not delivered")
+	}
+	s.Store(nil)
+	if s.Deliver([]byte{1}) {
+		t.Fatal("delivered after detach")
+	}
+}

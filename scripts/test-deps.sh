@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use (real peers and decoders) when
+# they are missing and we can: as root with apt-get. Without them the tests
+# that need them skip with a message saying what is missing, so this script
+# warns but never fails the build.
+set -u
+
+# command → Debian package
+declare -A need=(
+	[tshark]=tshark
+	[ip]=iproute2
+)
+
+missing=()
+for cmd in "${!need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: missing ${missing[*]} (not root or no apt-get): the tests that need them will skip" >&2
+	exit 0
+fi
+
+echo "test-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be absent on a fresh machine; update once, bounded.
+if ! timeout 300 apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/stackbox-test-deps.log 2>&1; then
+	timeout 300 apt-get update >>/tmp/stackbox-test-deps.log 2>&1
+	if ! timeout 600 apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/stackbox-test-deps.log 2>&1; then
+		echo "test-deps: could not install ${missing[*]} (see /tmp/stackbox-test-deps.log): the tests that need them will skip" >&2
+	fi
+fi
+exit 0
