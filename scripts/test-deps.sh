@@ -5,15 +5,25 @@
 # warns but never fails the build.
 set -u
 
-# command → Debian package
-declare -A need=(
-	[tshark]=tshark
-	[ip]=iproute2
+# What the tests use: a file or command that shows it is there → the
+# Debian packages that provide it. tshark decodes what we build; iproute2
+# builds the kernel lab; QEMU with the iPXE ROMs is the guest on the other
+# end of the qemu link endpoints.
+need=(
+	"tshark:tshark"
+	"ip:iproute2"
+	"qemu-system-x86_64:qemu-system-x86"
+	"/usr/lib/ipxe/qemu/efi-e1000.rom:ipxe-qemu"
 )
 
 missing=()
-for cmd in "${!need[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+for entry in "${need[@]}"; do
+	what=${entry%%:*} pkgs=${entry#*:}
+	case $what in
+	/*) [ -e "$what" ] && continue ;;
+	*) command -v "$what" >/dev/null 2>&1 && continue ;;
+	esac
+	missing+=($pkgs)
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -14,11 +14,15 @@
 // Concurrency: WritePackets may be called from many goroutines at once.
 // DeliverFrame is called from one goroutine per endpoint at a time (the
 // endpoint's reader), so a dispatcher sees one endpoint's frames in order.
-// An endpoint holds none of its own locks while it calls DeliverFrame.
+// An endpoint holds none of its own locks while it calls DeliverFrame, and
+// Close waits for the reader, so Close must not be called from inside
+// DeliverFrame.
 package link
 
 import (
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/stackbox/stackbox/pkg/wire"
@@ -151,4 +155,16 @@ func (s *DispatcherSlot) Deliver(frame []byte) bool {
 	}
 	(*d).DeliverFrame(frame)
 	return true
+}
+
+// RandomMAC returns a random locally administered unicast address
+// (IEEE 802-2014 §8.2.2: U/L bit set, I/G bit clear): the default MAC of an
+// endpoint whose stack is a host of its own on a link shared with the kernel.
+func RandomMAC() (wire.MAC, error) {
+	var m wire.MAC
+	if _, err := rand.Read(m[:]); err != nil {
+		return m, fmt.Errorf("link: random MAC: %w", err)
+	}
+	m[0] = m[0]&^0x01 | 0x02
+	return m, nil
 }

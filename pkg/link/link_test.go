@@ -34,3 +34,17 @@ func TestDispatcherSlot(t *testing.T) {
 		t.Fatal("delivered after detach")
 	}
 }
+
+func TestRandomMAC(t *testing.T) {
+	a, err := RandomMAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := RandomMAC()
+	if a.IsMulticast() || a[0]&0x02 == 0 {
+		t.Fatalf("%v is not a locally administered unicast address", a)
+	}
+	if a == b {
+		t.Fatalf("two random MACs are equal: %v", a)
+	}
+}
