@@ -36,7 +36,7 @@ const (
 	ICMPv6CodePortUnreachable  uint8 = 4
 	ICMPv6CodeSrcPolicyFailed  uint8 = 5
 	ICMPv6CodeRejectRoute      uint8 = 6
-	ICMPv6CodeSrcRoutingHeader uint8 = 7 // RFC 8554
+	ICMPv6CodeSrcRoutingHeader uint8 = 7 // error in source routing header, RFC 6554 §11.2
 )
 
 // Time Exceeded codes (RFC 4443 §3.3).
