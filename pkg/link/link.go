@@ -168,3 +168,82 @@ func RandomMAC() (wire.MAC, error) {
 	m[0] = m[0]&^0x01 | 0x02
 	return m, nil
 }
+
+// Base is what every endpoint has in common: its identity, its dispatcher
+// slot and its counters, with the Endpoint accessors, Stats, and the frame
+// checks all links make. Endpoints embed it and call Init once before use.
+// A frame the link refuses to send (ErrFrameShort, ErrFrameTooBig) counts
+// as TxDropped; the endpoint counts its own device errors in Counters.
+type Base struct {
+	name string
+	mtu  int
+	mac  wire.MAC
+	caps Capabilities
+	slot DispatcherSlot
+
+	// Counters are the frame counters; Base updates them in CheckWrite,
+	// CountSent and Deliver, the endpoint for whatever else it sees.
+	Counters Stats
+}
+
+// Init sets the endpoint's identity.
+func (b *Base) Init(name string, mtu int, mac wire.MAC, caps Capabilities) {
+	b.name, b.mtu, b.mac, b.caps = name, mtu, mac, caps
+}
+
+// Name describes the endpoint for messages.
+func (b *Base) Name() string { return b.name }
+
+// MTU is the largest Ethernet payload the link carries.
+func (b *Base) MTU() int { return b.mtu }
+
+// MAC is the address the stack uses on the link.
+func (b *Base) MAC() wire.MAC { return b.mac }
+
+// Capabilities reports offloads and loopback behaviour.
+func (b *Base) Capabilities() Capabilities { return b.caps }
+
+// Attach sets the dispatcher that receives frames (nil detaches).
+func (b *Base) Attach(d Dispatcher) { b.slot.Store(d) }
+
+// Stats returns a snapshot of the counters.
+func (b *Base) Stats() StatsSnapshot { return b.Counters.Snapshot() }
+
+// CheckWrite returns ErrFrameShort or ErrFrameTooBig, counted as TxDropped,
+// for a frame the link cannot carry, and nil for one it can.
+func (b *Base) CheckWrite(frame []byte) error {
+	switch {
+	case len(frame) < 14:
+		b.Counters.TxDropped.Add(1)
+		return ErrFrameShort
+	case !FrameFits(frame, b.mtu):
+		b.Counters.TxDropped.Add(1)
+		return ErrFrameTooBig
+	}
+	return nil
+}
+
+// CountSent counts one frame of n bytes as sent.
+func (b *Base) CountSent(n int) {
+	b.Counters.TxFrames.Add(1)
+	b.Counters.TxBytes.Add(uint64(n))
+}
+
+// Deliver hands a received frame, which the caller gives up, to the
+// dispatcher and counts it. A runt or a frame over the MTU counts as
+// RxErrors and is dropped; with no dispatcher attached it counts as
+// RxDropped. It reports whether the frame was delivered.
+func (b *Base) Deliver(frame []byte) bool {
+	if len(frame) < 14 || !FrameFits(frame, b.mtu) {
+		b.Counters.RxErrors.Add(1)
+		return false
+	}
+	n := len(frame)
+	if !b.slot.Deliver(frame) {
+		b.Counters.RxDropped.Add(1)
+		return false
+	}
+	b.Counters.RxFrames.Add(1)
+	b.Counters.RxBytes.Add(uint64(n))
+	return true
+}

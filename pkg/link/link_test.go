@@ -1,6 +1,10 @@
 package link
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stackbox/stackbox/pkg/wire"
+)
 
 func TestFrameFits(t *testing.T) {
 	plain := make([]byte, 14+1500)
@@ -46,5 +50,38 @@ func TestRandomMAC(t *testing.T) {
 	}
 	if a == b {
 		t.Fatalf("two random MACs are equal: %v", a)
+	}
+}
+
+func TestBase(t *testing.T) {
+	var b Base
+	b.Init("test:x", 100, wire.MAC{2, 0, 0, 0, 0, 1}, CapLoopback)
+	if b.Name() != "test:x" || b.MTU() != 100 || b.MAC() != (wire.MAC{2, 0, 0, 0, 0, 1}) || b.Capabilities() != CapLoopback {
+		t.Fatal("identity not kept")
+	}
+	if err := b.CheckWrite(make([]byte, 13)); err != ErrFrameShort {
+		t.Fatalf("runt: %v", err)
+	}
+	if err := b.CheckWrite(make([]byte, 14+101)); err != ErrFrameTooBig {
+		t.Fatalf("oversized: %v", err)
+	}
+	if err := b.CheckWrite(make([]byte, 14+100)); err != nil {
+		t.Fatalf("full-size frame: %v", err)
+	}
+	b.CountSent(114)
+	if b.Deliver(make([]byte, 60)) {
+		t.Fatal("delivered with no dispatcher")
+	}
+	var got int
+	b.Attach(DispatcherFunc(func(f []byte) { got += len(f) }))
+	if !b.Deliver(make([]byte, 60)) || got != 60 {
+		t.Fatal("frame not delivered")
+	}
+	if b.Deliver(make([]byte, 10)) || b.Deliver(make([]byte, 14+101)) {
+		t.Fatal("runt or oversized frame delivered")
+	}
+	want := StatsSnapshot{TxFrames: 1, TxBytes: 114, TxDropped: 2, RxFrames: 1, RxBytes: 60, RxDropped: 1, RxErrors: 2}
+	if s := b.Stats(); s != want {
+		t.Fatalf("counters %+v, want %+v", s, want)
 	}
 }

@@ -57,16 +57,13 @@ type Config struct {
 // Endpoint is a packet socket bound to one interface. It implements
 // link.Endpoint and link.Counter.
 type Endpoint struct {
+	link.Base // name "afpacket:IFACE", the interface's MTU, our MAC, counters
+
 	iface string
 	index int
-	mtu   int
-	mac   wire.MAC
 
 	file *os.File
 	raw  syscall.RawConn
-
-	slot  link.DispatcherSlot
-	stats link.Stats
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -122,10 +119,8 @@ func Open(cfg Config) (*Endpoint, error) {
 		file.Close()
 		return nil, fmt.Errorf("afpacket: %w", err)
 	}
-	e := &Endpoint{
-		iface: cfg.Interface, index: ifi.Index, mtu: ifi.MTU, mac: mac,
-		file: file, raw: raw, done: make(chan struct{}),
-	}
+	e := &Endpoint{iface: cfg.Interface, index: ifi.Index, file: file, raw: raw, done: make(chan struct{})}
+	e.Init("afpacket:"+cfg.Interface, ifi.MTU, mac, 0)
 	go e.readLoop()
 	return e, nil
 }
@@ -150,26 +145,8 @@ func setup(fd, index int) error {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Name describes the endpoint, e.g. "afpacket:veth0".
-func (e *Endpoint) Name() string { return "afpacket:" + e.iface }
-
 // Interface is the name of the interface the socket is bound to.
 func (e *Endpoint) Interface() string { return e.iface }
-
-// MTU is the interface's MTU at Open.
-func (e *Endpoint) MTU() int { return e.mtu }
-
-// MAC is the address our stack uses on the wire (not the interface's).
-func (e *Endpoint) MAC() wire.MAC { return e.mac }
-
-// Capabilities: no offloads.
-func (e *Endpoint) Capabilities() link.Capabilities { return 0 }
-
-// Attach sets the dispatcher that receives frames (nil detaches).
-func (e *Endpoint) Attach(d link.Dispatcher) { e.slot.Store(d) }
-
-// Stats returns the frame counters.
-func (e *Endpoint) Stats() link.StatsSnapshot { return e.stats.Snapshot() }
 
 // ReadErr reports why the reader stopped on its own (the interface went
 // away), or nil while it runs or after a normal Close.
@@ -187,13 +164,8 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 		if e.closed.Load() {
 			return i, link.ErrClosed
 		}
-		if len(f) < 14 {
-			e.stats.TxDropped.Add(1)
-			return i, link.ErrFrameShort
-		}
-		if !link.FrameFits(f, e.mtu) {
-			e.stats.TxDropped.Add(1)
-			return i, link.ErrFrameTooBig
+		if err := e.CheckWrite(f); err != nil {
+			return i, err
 		}
 		var werr error
 		err := e.raw.Write(func(fd uintptr) bool {
@@ -207,11 +179,10 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 			if e.closed.Load() {
 				return i, link.ErrClosed
 			}
-			e.stats.TxErrors.Add(1)
+			e.Counters.TxErrors.Add(1)
 			return i, fmt.Errorf("afpacket: %s: write: %w", e.iface, err)
 		}
-		e.stats.TxFrames.Add(1)
-		e.stats.TxBytes.Add(uint64(len(f)))
+		e.CountSent(len(f))
 	}
 	return len(frames), nil
 }
@@ -229,7 +200,7 @@ func (e *Endpoint) Close() error {
 
 func (e *Endpoint) readLoop() {
 	defer close(e.done)
-	size := e.mtu + link.MaxFrameHeader
+	size := e.MTU() + link.MaxFrameHeader
 	for {
 		buf := make([]byte, size)
 		var (
@@ -251,7 +222,7 @@ func (e *Endpoint) readLoop() {
 			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EINTR) {
 				// ENETDOWN: the interface went down; the socket stays
 				// bound and works again once it is up.
-				e.stats.RxErrors.Add(1)
+				e.Counters.RxErrors.Add(1)
 				time.Sleep(time.Millisecond)
 				continue
 			}
@@ -262,16 +233,11 @@ func (e *Endpoint) readLoop() {
 		if pkttype == unix.PACKET_OUTGOING {
 			continue // the kernel's own transmission (ours included)
 		}
-		if n > len(buf) || n < 14 {
-			e.stats.RxErrors.Add(1) // truncated (MSG_TRUNC gave the real length) or runt
+		if n > len(buf) {
+			e.Counters.RxErrors.Add(1) // truncated: MSG_TRUNC gave the real length
 			continue
 		}
-		if e.slot.Deliver(buf[:n]) {
-			e.stats.RxFrames.Add(1)
-			e.stats.RxBytes.Add(uint64(n))
-		} else {
-			e.stats.RxDropped.Add(1)
-		}
+		e.Deliver(buf[:n]) // counts runts as errors
 	}
 }
 

@@ -137,13 +137,10 @@ type PortConfig struct {
 // Port is one NIC on a Network. It implements link.Endpoint and
 // link.Counter.
 type Port struct {
+	link.Base // "emu:NETWORK#INDEX", MTU, MAC, counters (Stats adds the impairments' drops)
+
 	net   *Network
 	index uint64
-	name  string
-	mac   wire.MAC
-	mtu   int
-	slot  link.DispatcherSlot
-	stats link.Stats
 
 	out, in *shaper
 	mtuDrop atomic.Uint64
@@ -193,12 +190,10 @@ func (n *Network) NewPort(cfg PortConfig) *Port {
 	p := &Port{
 		net:   n,
 		index: idx,
-		mac:   mac,
-		mtu:   cfg.MTU,
 		rxq:   make(chan []byte, cfg.QueueLen),
 		done:  make(chan struct{}),
 	}
-	p.name = fmt.Sprintf("emu:%s#%d", n.name, idx)
+	p.Init(fmt.Sprintf("emu:%s#%d", n.name, idx), cfg.MTU, mac, 0)
 	p.out = newShaper(cfg.Out, rand.NewPCG(n.seed, splitmix64(idx<<1)), p.toSwitch)
 	p.in = newShaper(cfg.In, rand.NewPCG(n.seed, splitmix64(idx<<1|1)), p.enqueue)
 	n.ports[p] = struct{}{}
@@ -211,7 +206,7 @@ func (n *Network) NewPort(cfg PortConfig) *Port {
 // macInUse reports whether a port already has mac; n.mu is held.
 func (n *Network) macInUse(mac wire.MAC) bool {
 	for p := range n.ports {
-		if p.mac == mac {
+		if p.MAC() == mac {
 			return true
 		}
 	}
@@ -296,15 +291,15 @@ func (p *Port) toSwitch(frame []byte) { p.net.forward(p, frame) }
 
 // enqueue queues a frame that survived the In impairments for delivery.
 func (p *Port) enqueue(frame []byte) {
-	if !link.FrameFits(frame, p.mtu) {
-		p.stats.RxErrors.Add(1)
+	if !link.FrameFits(frame, p.MTU()) {
+		p.Counters.RxErrors.Add(1)
 		return
 	}
 	select {
 	case <-p.done:
 	case p.rxq <- frame:
 	default:
-		p.stats.RxDropped.Add(1)
+		p.Counters.RxDropped.Add(1)
 	}
 }
 
@@ -315,41 +310,20 @@ func (p *Port) deliver() {
 		case <-p.done:
 			return
 		case f := <-p.rxq:
-			n := uint64(len(f))
-			if !p.slot.Deliver(f) {
-				p.stats.RxDropped.Add(1)
-				continue
-			}
-			p.stats.RxFrames.Add(1)
-			p.stats.RxBytes.Add(n)
+			p.Deliver(f)
 		}
 	}
 }
 
-// Name returns "emu:NETWORK#INDEX".
-func (p *Port) Name() string { return p.name }
-
 // Index is the port's number on its network, from 0 in creation order.
 func (p *Port) Index() int { return int(p.index) }
-
-// MTU returns the port's MTU.
-func (p *Port) MTU() int { return p.mtu }
-
-// MAC returns the port's address.
-func (p *Port) MAC() wire.MAC { return p.mac }
-
-// Capabilities reports none: frames carry real checksums.
-func (p *Port) Capabilities() link.Capabilities { return 0 }
-
-// Attach sets the dispatcher.
-func (p *Port) Attach(d link.Dispatcher) { p.slot.Store(d) }
 
 // Stats returns the frame counters. Frames lost, tail-dropped or refused
 // for size on the way out count as TxDropped; on the way in as RxDropped.
 func (p *Port) Stats() link.StatsSnapshot {
-	s := p.stats.Snapshot()
+	s := p.Counters.Snapshot() // refused writes are in TxDropped already
 	o, i := p.out.counters(), p.in.counters()
-	s.TxDropped += o.Lost + o.QueueDropped + p.mtuDrop.Load()
+	s.TxDropped += o.Lost + o.QueueDropped
 	s.RxDropped += i.Lost + i.QueueDropped
 	return s
 }
@@ -391,16 +365,13 @@ func (p *Port) WritePackets(frames [][]byte) (int, error) {
 		return 0, link.ErrClosed
 	}
 	for i, f := range frames {
-		if len(f) < 14 {
-			p.stats.TxErrors.Add(1)
-			return i, link.ErrFrameShort
+		if err := p.CheckWrite(f); err != nil {
+			if err == link.ErrFrameTooBig {
+				p.mtuDrop.Add(1)
+			}
+			return i, err
 		}
-		if !link.FrameFits(f, p.mtu) {
-			p.mtuDrop.Add(1)
-			return i, link.ErrFrameTooBig
-		}
-		p.stats.TxFrames.Add(1)
-		p.stats.TxBytes.Add(uint64(len(f)))
+		p.CountSent(len(f))
 		p.out.send(append([]byte(nil), f...))
 	}
 	return len(frames), nil

@@ -36,9 +36,7 @@ type Config struct {
 
 // Endpoint is a loopback link. It implements link.Endpoint and link.Counter.
 type Endpoint struct {
-	mtu   int
-	slot  link.DispatcherSlot
-	stats link.Stats
+	link.Base // "loopback", MTU, the zero MAC (as Linux lo), CapLoopback, counters
 
 	queue chan []byte
 	done  chan struct{}
@@ -59,10 +57,10 @@ func New(cfg Config) *Endpoint {
 		cfg.QueueLen = DefaultQueueLen
 	}
 	e := &Endpoint{
-		mtu:   cfg.MTU,
 		queue: make(chan []byte, cfg.QueueLen),
 		done:  make(chan struct{}),
 	}
+	e.Init("loopback", cfg.MTU, wire.MAC{}, link.CapLoopback)
 	e.wg.Add(1)
 	go e.deliver()
 	return e
@@ -75,34 +73,10 @@ func (e *Endpoint) deliver() {
 		case <-e.done:
 			return
 		case f := <-e.queue:
-			n := uint64(len(f))
-			if !e.slot.Deliver(f) {
-				e.stats.RxDropped.Add(1)
-				continue
-			}
-			e.stats.RxFrames.Add(1)
-			e.stats.RxBytes.Add(n)
+			e.Deliver(f)
 		}
 	}
 }
-
-// Name returns "loopback".
-func (e *Endpoint) Name() string { return "loopback" }
-
-// MTU returns the configured MTU.
-func (e *Endpoint) MTU() int { return e.mtu }
-
-// MAC returns the zero address, as Linux lo has.
-func (e *Endpoint) MAC() wire.MAC { return wire.MAC{} }
-
-// Capabilities reports CapLoopback.
-func (e *Endpoint) Capabilities() link.Capabilities { return link.CapLoopback }
-
-// Attach sets the dispatcher that receives the looped-back frames.
-func (e *Endpoint) Attach(d link.Dispatcher) { e.slot.Store(d) }
-
-// Stats returns the frame counters.
-func (e *Endpoint) Stats() link.StatsSnapshot { return e.stats.Snapshot() }
 
 // WritePackets copies each frame into the delivery queue.
 func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
@@ -112,20 +86,14 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 		return 0, link.ErrClosed
 	}
 	for i, f := range frames {
-		if len(f) < 14 {
-			e.stats.TxErrors.Add(1)
-			return i, link.ErrFrameShort
+		if err := e.CheckWrite(f); err != nil {
+			return i, err
 		}
-		if !link.FrameFits(f, e.mtu) {
-			e.stats.TxErrors.Add(1)
-			return i, link.ErrFrameTooBig
-		}
-		e.stats.TxFrames.Add(1)
-		e.stats.TxBytes.Add(uint64(len(f)))
+		e.CountSent(len(f))
 		select {
 		case e.queue <- append([]byte(nil), f...):
 		default:
-			e.stats.RxDropped.Add(1)
+			e.Counters.RxDropped.Add(1)
 		}
 	}
 	return len(frames), nil

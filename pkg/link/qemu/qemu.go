@@ -84,11 +84,7 @@ func buildOptions(opts []Option) (options, error) {
 // Endpoint is a QEMU socket backend. It implements link.Endpoint and
 // link.Counter.
 type Endpoint struct {
-	name  string
-	mtu   int
-	mac   wire.MAC
-	slot  link.DispatcherSlot
-	stats link.Stats
+	link.Base // name as the spec says it, MTU and MAC from the options, counters
 
 	// dgram
 	udp    *net.UDPConn
@@ -133,13 +129,11 @@ func DialUDP(local, remote string, opts ...Option) (*Endpoint, error) {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	e := &Endpoint{
-		name:   "udp:" + local + "," + remote,
-		mtu:    o.mtu,
-		mac:    o.mac,
 		udp:    c,
 		remote: unmap(ra.AddrPort()),
 		done:   make(chan struct{}),
 	}
+	e.Init("udp:"+local+","+remote, o.mtu, o.mac, 0)
 	e.wg.Add(1)
 	go e.readDgram()
 	return e, nil
@@ -165,12 +159,10 @@ func DialStream(network, address string, opts ...Option) (*Endpoint, error) {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	e := &Endpoint{
-		name: network + ":" + address,
-		mtu:  o.mtu,
-		mac:  o.mac,
 		conn: c,
 		done: make(chan struct{}),
 	}
+	e.Init(network+":"+address, o.mtu, o.mac, 0)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -198,13 +190,11 @@ func ListenStream(network, address string, opts ...Option) (*Endpoint, error) {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	e := &Endpoint{
-		name:     network + ":" + address + ",listen",
-		mtu:      o.mtu,
-		mac:      o.mac,
 		ln:       ln,
 		listener: true,
 		done:     make(chan struct{}),
 	}
+	e.Init(network+":"+address+",listen", o.mtu, o.mac, 0)
 	e.wg.Add(1)
 	go e.accept()
 	return e, nil
@@ -258,20 +248,20 @@ func (e *Endpoint) streamLoop(r io.Reader) error {
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("qemu: %s: peer closed inside a length prefix: %w", e.name, err)
+				return fmt.Errorf("qemu: %s: peer closed inside a length prefix: %w", e.Name(), err)
 			}
-			return fmt.Errorf("qemu: %s: peer disconnected: %w", e.name, err)
+			return fmt.Errorf("qemu: %s: peer disconnected: %w", e.Name(), err)
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n > MaxStreamFrame {
-			e.stats.RxErrors.Add(1)
-			return fmt.Errorf("qemu: %s: peer announced a %d-byte frame, more than %d: %w", e.name, n, MaxStreamFrame, ErrOversized)
+			e.Counters.RxErrors.Add(1)
+			return fmt.Errorf("qemu: %s: peer announced a %d-byte frame, more than %d: %w", e.Name(), n, MaxStreamFrame, ErrOversized)
 		}
 		frame := make([]byte, n)
 		if _, err := io.ReadFull(r, frame); err != nil {
-			return fmt.Errorf("qemu: %s: peer closed inside a %d-byte frame: %w", e.name, n, err)
+			return fmt.Errorf("qemu: %s: peer closed inside a %d-byte frame: %w", e.Name(), n, err)
 		}
-		e.receive(frame)
+		e.Deliver(frame)
 	}
 }
 
@@ -287,49 +277,16 @@ func (e *Endpoint) readDgram() {
 			}
 			// Transient (e.g. ECONNREFUSED from an earlier send): count and
 			// go on; the read blocks again, so this cannot spin.
-			e.stats.RxErrors.Add(1)
+			e.Counters.RxErrors.Add(1)
 			continue
 		}
 		if unmap(from) != e.remote {
-			e.stats.RxErrors.Add(1)
+			e.Counters.RxErrors.Add(1)
 			continue
 		}
-		e.receive(append([]byte(nil), buf[:n]...))
+		e.Deliver(append([]byte(nil), buf[:n]...))
 	}
 }
-
-// receive checks and delivers one frame, which it owns.
-func (e *Endpoint) receive(frame []byte) {
-	if len(frame) < 14 || !link.FrameFits(frame, e.mtu) {
-		e.stats.RxErrors.Add(1)
-		return
-	}
-	n := uint64(len(frame))
-	if !e.slot.Deliver(frame) {
-		e.stats.RxDropped.Add(1)
-		return
-	}
-	e.stats.RxFrames.Add(1)
-	e.stats.RxBytes.Add(n)
-}
-
-// Name describes the endpoint, e.g. "unix:/run/vm.sock".
-func (e *Endpoint) Name() string { return e.name }
-
-// MTU returns the configured MTU.
-func (e *Endpoint) MTU() int { return e.mtu }
-
-// MAC returns the stack's address on this link.
-func (e *Endpoint) MAC() wire.MAC { return e.mac }
-
-// Capabilities reports none.
-func (e *Endpoint) Capabilities() link.Capabilities { return 0 }
-
-// Attach sets the dispatcher.
-func (e *Endpoint) Attach(d link.Dispatcher) { e.slot.Store(d) }
-
-// Stats returns the frame counters.
-func (e *Endpoint) Stats() link.StatsSnapshot { return e.stats.Snapshot() }
 
 // LocalAddr is the address of the socket (UDP), listener, or connection.
 func (e *Endpoint) LocalAddr() net.Addr {
@@ -369,13 +326,8 @@ func (e *Endpoint) Connected() bool {
 
 func (e *Endpoint) check(frames [][]byte) (int, error) {
 	for i, f := range frames {
-		if len(f) < 14 {
-			e.stats.TxErrors.Add(1)
-			return i, link.ErrFrameShort
-		}
-		if !link.FrameFits(f, e.mtu) {
-			e.stats.TxErrors.Add(1)
-			return i, link.ErrFrameTooBig
+		if err := e.CheckWrite(f); err != nil {
+			return i, err
 		}
 	}
 	return len(frames), nil
@@ -395,10 +347,10 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 	if e.udp != nil {
 		for i, f := range frames {
 			if _, err := e.udp.WriteToUDPAddrPort(f, e.remote); err != nil {
-				e.stats.TxErrors.Add(1)
+				e.Counters.TxErrors.Add(1)
 				return i, e.writeErr(err)
 			}
-			e.count(f)
+			e.CountSent(len(f))
 		}
 		return ok, badErr
 	}
@@ -406,7 +358,7 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 		if !e.listener {
 			return 0, lastErr // the dialled peer has gone
 		}
-		e.stats.TxDropped.Add(uint64(len(frames)))
+		e.Counters.TxDropped.Add(uint64(len(frames)))
 		return ok, badErr
 	}
 	bufs := make(net.Buffers, 0, 2*len(frames))
@@ -420,20 +372,15 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 	_, err := bufs.WriteTo(conn) // writev; frames are whole or the stream is dead
 	e.wmu.Unlock()
 	if err != nil {
-		e.stats.TxErrors.Add(uint64(len(frames)))
+		e.Counters.TxErrors.Add(uint64(len(frames)))
 		// A partial write desynchronises the framing: drop the connection.
 		conn.Close()
 		return 0, e.writeErr(err)
 	}
 	for _, f := range frames {
-		e.count(f)
+		e.CountSent(len(f))
 	}
 	return ok, badErr
-}
-
-func (e *Endpoint) count(f []byte) {
-	e.stats.TxFrames.Add(1)
-	e.stats.TxBytes.Add(uint64(len(f)))
 }
 
 func (e *Endpoint) writeErr(err error) error {
@@ -442,7 +389,7 @@ func (e *Endpoint) writeErr(err error) error {
 	if e.closed {
 		return link.ErrClosed
 	}
-	return fmt.Errorf("qemu: %s: %w", e.name, err)
+	return fmt.Errorf("qemu: %s: %w", e.Name(), err)
 }
 
 // Close closes the socket(s), which ends the reader, and waits for it.

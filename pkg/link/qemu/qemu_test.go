@@ -370,7 +370,8 @@ func FuzzStreamFraming(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 5, 1, 2, 3, 4, 5, 0, 0})
 	f.Add(append(append(prefixed(g), g...), append(prefixed(g), g[:10]...)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e := &Endpoint{name: "fuzz", mtu: 1500}
+		e := &Endpoint{}
+		e.Init("fuzz", 1500, wire.MAC{}, 0)
 		var got [][]byte
 		e.Attach(link.DispatcherFunc(func(f []byte) { got = append(got, f) }))
 		if err := e.streamLoop(bytes.NewReader(data)); err == nil {

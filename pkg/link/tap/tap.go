@@ -61,14 +61,11 @@ type Config struct {
 // Endpoint is an open tap device. It implements link.Endpoint and
 // link.Counter.
 type Endpoint struct {
+	link.Base // name "tap:DEV", MTU, MAC (a plain tap offers no offloads), counters
+
 	file       *os.File
 	dev        string
-	mtu        int
-	mac        wire.MAC
 	persistent bool // attached to an existing IFF_PERSIST device, which outlives Close
-
-	slot  link.DispatcherSlot
-	stats link.Stats
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -106,11 +103,13 @@ func Open(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Endpoint{file: file, dev: dev, mac: mac, persistent: persistent, done: make(chan struct{})}
-	if e.mtu, err = configure(dev, cfg.MTU); err != nil {
+	mtu, err := configure(dev, cfg.MTU)
+	if err != nil {
 		file.Close()
 		return nil, err
 	}
+	e := &Endpoint{file: file, dev: dev, persistent: persistent, done: make(chan struct{})}
+	e.Init("tap:"+dev, mtu, mac, 0)
 	go e.readLoop()
 	return e, nil
 }
@@ -218,30 +217,12 @@ func configure(dev string, mtu int) (int, error) {
 	return got, nil
 }
 
-// Name describes the endpoint, e.g. "tap:tap0".
-func (e *Endpoint) Name() string { return "tap:" + e.dev }
-
 // Device is the kernel's name for the tap interface.
 func (e *Endpoint) Device() string { return e.dev }
 
 // Persistent reports whether the device existed with IFF_PERSIST before
 // Open, so that it stays after Close; a device Open created goes with it.
 func (e *Endpoint) Persistent() bool { return e.persistent }
-
-// MTU is the device MTU set or found at Open.
-func (e *Endpoint) MTU() int { return e.mtu }
-
-// MAC is the address our stack uses on the link (not the tap interface's).
-func (e *Endpoint) MAC() wire.MAC { return e.mac }
-
-// Capabilities: a plain tap offers no offloads.
-func (e *Endpoint) Capabilities() link.Capabilities { return 0 }
-
-// Attach sets the dispatcher that receives frames (nil detaches).
-func (e *Endpoint) Attach(d link.Dispatcher) { e.slot.Store(d) }
-
-// Stats returns the frame counters.
-func (e *Endpoint) Stats() link.StatsSnapshot { return e.stats.Snapshot() }
 
 // ReadErr reports why the reader stopped on its own (the device went
 // away), or nil while it runs or after a normal Close.
@@ -259,23 +240,17 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 		if e.closed.Load() {
 			return i, link.ErrClosed
 		}
-		if len(f) < 14 {
-			e.stats.TxDropped.Add(1)
-			return i, link.ErrFrameShort
-		}
-		if !link.FrameFits(f, e.mtu) {
-			e.stats.TxDropped.Add(1)
-			return i, link.ErrFrameTooBig
+		if err := e.CheckWrite(f); err != nil {
+			return i, err
 		}
 		if _, err := e.file.Write(f); err != nil {
 			if e.closed.Load() {
 				return i, link.ErrClosed
 			}
-			e.stats.TxErrors.Add(1)
+			e.Counters.TxErrors.Add(1)
 			return i, fmt.Errorf("tap: %s: write: %w", e.dev, err)
 		}
-		e.stats.TxFrames.Add(1)
-		e.stats.TxBytes.Add(uint64(len(f)))
+		e.CountSent(len(f))
 	}
 	return len(frames), nil
 }
@@ -301,7 +276,7 @@ func (e *Endpoint) readLoop() {
 	// truncates a longer frame to the buffer without saying so (the kernel
 	// side's MTU was raised behind our back), so a read that fills the
 	// buffer is how a truncated frame shows.
-	size := e.mtu + link.MaxFrameHeader + 1
+	size := e.MTU() + link.MaxFrameHeader + 1
 	for {
 		buf := make([]byte, size)
 		n, err := e.file.Read(buf)
@@ -316,21 +291,15 @@ func (e *Endpoint) readLoop() {
 			}
 			// Transient (EINTR, ENOMEM, …): count and back off briefly so a
 			// persistent error cannot spin a core.
-			e.stats.RxErrors.Add(1)
+			e.Counters.RxErrors.Add(1)
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		if n >= len(buf) || n < 14 {
-			e.stats.RxErrors.Add(1)
+		if n >= len(buf) {
+			e.Counters.RxErrors.Add(1)
 			continue
 		}
-		frame := buf[:n]
-		if e.slot.Deliver(frame) {
-			e.stats.RxFrames.Add(1)
-			e.stats.RxBytes.Add(uint64(n))
-		} else {
-			e.stats.RxDropped.Add(1)
-		}
+		e.Deliver(buf[:n])
 	}
 }
 
