@@ -2,6 +2,7 @@
 # Runs every Go fuzz target in the module for FUZZTIME each (default 60s),
 # one after another, and fails on the first finding. Usage:
 #   scripts/fuzz.sh [FUZZTIME] [PACKAGE-DIR...]
+# FUZZFLAGS adds go test flags, e.g. FUZZFLAGS=-parallel=1 on a busy machine.
 set -euo pipefail
 fuzztime=${1:-60s}
 shift || true
@@ -10,6 +11,6 @@ dirs=("$@")
 for d in "${dirs[@]}"; do
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$d"/*_test.go | sed 's/^func //' | sort -u); do
 		echo "== ./$d $target ($fuzztime)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$d"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ${FUZZFLAGS:-} "./$d"
 	done
 done
