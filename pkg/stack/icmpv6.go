@@ -1,0 +1,3 @@
+package stack
+
+func (s *Stack) icmpv6AddressUnreachable(n *NIC, ipPacket []byte) {}
