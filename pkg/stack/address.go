@@ -435,4 +435,3 @@ func (n *NIC) onLink(dst netip.Addr) bool {
 	}
 	return false
 }
-
