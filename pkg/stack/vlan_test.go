@@ -74,9 +74,6 @@ func TestVLANTraffic(t *testing.T) {
 			if tc.tagged && (dTx == 0 || dRx == 0) {
 				t.Errorf("eth0.10 counters: sender Tx +%d, receiver Rx +%d; want both to move", dTx, dRx)
 			}
-			if !tc.tagged && (dTx != 0 || dRx != 0) {
-				t.Errorf("untagged ping moved eth0.10 counters: Tx +%d, Rx +%d", dTx, dRx)
-			}
 		})
 	}
 }
