@@ -16,7 +16,7 @@ need=(
 	"qemu-system-x86_64:qemu-system-x86"
 	"/usr/lib/ipxe/qemu/efi-e1000.rom:ipxe-qemu"
 	"ping:iputils-ping"
-	"arping:iputils-arping"
+	"arping:arping"
 	"traceroute:traceroute"
 	"radvd:radvd"
 )
