@@ -18,8 +18,8 @@ import (
 // Kernel interop of the network layer as a router: our stack forwards
 // between two namespaces, each a kernel host on a TAP.
 
-// labWait bounds every exchange with a kernel.
-const labWait = 10 * time.Second
+// ixLabWait bounds every exchange with a kernel.
+const ixLabWait = 10 * time.Second
 
 // addLabNIC adds a TAP into lab to s as a NIC (DAD and autoconfiguration
 // off, so the test does not wait for them) carrying ours, up; the kernel
@@ -65,10 +65,10 @@ func newLabStack(t testing.TB, lab *netlab.Lab, opts Options, cfg tap.Config, ke
 	return s, n, tp
 }
 
-// labRun runs a command in lab bounded by labWait and returns its output
+// ixLabRun runs a command in lab bounded by ixLabWait and returns its output
 // and error (a failing command is not fatal: callers judge the output).
-func labRun(lab *netlab.Lab, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), labWait)
+func ixLabRun(lab *netlab.Lab, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ixLabWait)
 	defer cancel()
 	out, err := lab.Run(ctx, name, args...)
 	return string(out), err
@@ -127,7 +127,7 @@ func TestForwardInteropPing(t *testing.T) {
 		t.Run(dst, func(t *testing.T) {
 			st := r.s.Stats()
 			fw4, fw6 := st.IP.ForwDatagrams.Load(), st.IP6.OutForwDatagrams.Load()
-			out, err := labRun(r.a, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst)
+			out, err := ixLabRun(r.a, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst)
 			if err != nil {
 				t.Fatalf("ping %s from A through our stack: %v\n%s", dst, err, out)
 			}
@@ -155,8 +155,8 @@ func TestForwardInteropTraceroute(t *testing.T) {
 	}
 	r := newRouterLab(t)
 	// Resolve the neighbours first so no probe waits on ARP/NDP.
-	labRun(r.a, "ping", "-c", "1", "-W", "2", "10.61.2.2")
-	labRun(r.a, "ping", "-c", "1", "-W", "2", "fd00:61:2::2")
+	ixLabRun(r.a, "ping", "-c", "1", "-W", "2", "10.61.2.2")
+	ixLabRun(r.a, "ping", "-c", "1", "-W", "2", "fd00:61:2::2")
 	for _, tc := range []struct {
 		dst, hop1 string
 		args      []string
@@ -167,7 +167,7 @@ func TestForwardInteropTraceroute(t *testing.T) {
 		t.Run(tc.dst, func(t *testing.T) {
 			te4, te6 := r.s.Stats().ICMP.OutTimeExcds.Load(), r.s.Stats().ICMP6.OutTimeExcds.Load()
 			args := append(append([]string{}, tc.args...), "-n", "-q1", "-w1", "-m", "3", tc.dst)
-			out, err := labRun(r.a, "traceroute", args...)
+			out, err := ixLabRun(r.a, "traceroute", args...)
 			if err != nil {
 				t.Fatalf("traceroute %v: %v\n%s", args, err, out)
 			}
@@ -191,15 +191,15 @@ func TestForwardInteropTraceroute(t *testing.T) {
 // RFC 4443 §3.2) always; the sending kernel caches the path MTU.
 func TestForwardInteropPMTU(t *testing.T) {
 	r := newRouterLab(t)
-	labRun(r.a, "ping", "-c", "1", "-W", "2", "10.61.2.2")
-	labRun(r.a, "ping", "-c", "1", "-W", "2", "fd00:61:2::2")
+	ixLabRun(r.a, "ping", "-c", "1", "-W", "2", "10.61.2.2")
+	ixLabRun(r.a, "ping", "-c", "1", "-W", "2", "fd00:61:2::2")
 
 	t.Run("ipv4", func(t *testing.T) {
 		if err := r.eth1.SetMTU(1000); err != nil {
 			t.Fatal(err)
 		}
 		du := r.s.Stats().ICMP.OutDestUnreachs.Load()
-		out, _ := labRun(r.a, "ping", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "10.61.2.2")
+		out, _ := ixLabRun(r.a, "ping", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "10.61.2.2")
 		if !strings.Contains(out, "From 10.61.1.1") || !strings.Contains(out, "Frag needed and DF set (mtu = 1000)") {
 			t.Errorf("ping -M do -s 1400 output lacks \"From 10.61.1.1 … Frag needed and DF set (mtu = 1000)\":\n%s", out)
 		}
@@ -211,7 +211,7 @@ func TestForwardInteropPMTU(t *testing.T) {
 			t.Error("Icmp OutDestUnreachs did not move")
 		}
 		// A packet that fits still goes through.
-		if out, err := labRun(r.a, "ping", "-M", "do", "-s", "900", "-c", "1", "-W", "2", "10.61.2.2"); err != nil {
+		if out, err := ixLabRun(r.a, "ping", "-M", "do", "-s", "900", "-c", "1", "-W", "2", "10.61.2.2"); err != nil {
 			t.Errorf("ping -s 900 through MTU 1000: %v\n%s", err, out)
 		}
 	})
@@ -220,7 +220,7 @@ func TestForwardInteropPMTU(t *testing.T) {
 			t.Fatal(err)
 		}
 		ptb := r.s.Stats().ICMP6.OutPktTooBigs.Load()
-		out, _ := labRun(r.a, "ping", "-6", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "fd00:61:2::2")
+		out, _ := ixLabRun(r.a, "ping", "-6", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "fd00:61:2::2")
 		if !strings.Contains(out, "From fd00:61:1::1") || !strings.Contains(out, "Packet too big: mtu=1280") {
 			t.Errorf("ping -6 -M do -s 1400 output lacks \"From fd00:61:1::1 … Packet too big: mtu=1280\":\n%s", out)
 		}
@@ -231,7 +231,7 @@ func TestForwardInteropPMTU(t *testing.T) {
 		if r.s.Stats().ICMP6.OutPktTooBigs.Load() == ptb {
 			t.Error("Icmp6 OutPktTooBigs did not move")
 		}
-		if out, err := labRun(r.a, "ping", "-6", "-M", "do", "-s", "1200", "-c", "1", "-W", "2", "fd00:61:2::2"); err != nil {
+		if out, err := ixLabRun(r.a, "ping", "-6", "-M", "do", "-s", "1200", "-c", "1", "-W", "2", "fd00:61:2::2"); err != nil {
 			t.Errorf("ping -6 -s 1200 through MTU 1280: %v\n%s", err, out)
 		}
 	})

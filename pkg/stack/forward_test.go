@@ -15,7 +15,7 @@ import (
 // side its own emulated switch. The kernel-interop version of the same
 // (forward_interop_test.go) needs root; this one runs anywhere.
 
-type icmpSeen struct {
+type ixICMPSeen struct {
 	from       netip.Addr
 	typ, code  uint8
 	mtu        int
@@ -23,20 +23,20 @@ type icmpSeen struct {
 	quotedSize int
 }
 
-// icmpLog collects the ICMP error messages a stack receives.
-type icmpLog struct {
+// ixICMPLog collects the ICMP error messages a stack receives.
+type ixICMPLog struct {
 	mu  sync.Mutex
-	got []icmpSeen
+	got []ixICMPSeen
 }
 
-func collectICMPErrors(t testing.TB, s *Stack, v6 bool) *icmpLog {
-	l := &icmpLog{}
+func ixCollectICMPErrors(t testing.TB, s *Stack, v6 bool) *ixICMPLog {
+	l := &ixICMPLog{}
 	proto := wire.IPProtoICMP
 	if v6 {
 		proto = wire.IPProtoICMPv6
 	}
 	remove := s.AddRawHandler(v6, proto, func(pi *PacketInfo, pkt []byte) {
-		var e icmpSeen
+		var e ixICMPSeen
 		e.from = pi.Src
 		if !v6 {
 			ip, err := wire.ParseIPv4(pkt)
@@ -70,7 +70,7 @@ func collectICMPErrors(t testing.TB, s *Stack, v6 bool) *icmpLog {
 }
 
 // find returns the first error of type typ received.
-func (l *icmpLog) find(typ uint8) (icmpSeen, bool) {
+func (l *ixICMPLog) find(typ uint8) (ixICMPSeen, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range l.got {
@@ -78,7 +78,7 @@ func (l *icmpLog) find(typ uint8) (icmpSeen, bool) {
 			return e, true
 		}
 	}
-	return icmpSeen{}, false
+	return ixICMPSeen{}, false
 }
 
 type emuRouterNet struct {
@@ -150,20 +150,20 @@ func TestForwardEmu(t *testing.T) {
 			v6 := dst.Is6()
 			st := e.r.Stats()
 			fw4, fw6 := st.IP.ForwDatagrams.Load(), st.IP6.OutForwDatagrams.Load()
-			replies := collectEchoes(t, e.a.s, v6, true)
-			errs := collectICMPErrors(t, e.a.s, v6)
-			pingStack(t, e.a.s, replies, dst, 0x64, 1, pattern(64, 300), 5*time.Second)
+			replies := ixCollectEchoes(t, e.a.s, v6, true)
+			errs := ixCollectICMPErrors(t, e.a.s, v6)
+			ixPing(t, e.a.s, replies, dst, 0x64, 1, ixPattern(64, 300), 5*time.Second)
 			if v6 && st.IP6.OutForwDatagrams.Load()-fw6 < 2 {
 				t.Errorf("Ip6 OutForwDatagrams +%d, want ≥ 2", st.IP6.OutForwDatagrams.Load()-fw6)
 			}
 			if !v6 && st.IP.ForwDatagrams.Load()-fw4 < 2 {
 				t.Errorf("Ip ForwDatagrams +%d, want ≥ 2", st.IP.ForwDatagrams.Load()-fw4)
 			}
-			if err := sendEcho(e.a.s, dst, 0x64, 2, pattern(65, 100), WriteOptions{TTL: 1}); err != nil {
+			if err := ixSendEcho(e.a.s, dst, 0x64, 2, ixPattern(65, 100), WriteOptions{TTL: 1}); err != nil {
 				t.Fatal(err)
 			}
-			var got icmpSeen
-			if !waitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(tc.te); return ok }) {
+			var got ixICMPSeen
+			if !ixWaitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(tc.te); return ok }) {
 				t.Fatal("no Time Exceeded for a hop limit of 1")
 			}
 			if got.from != mustAddr(tc.hop) || got.code != 0 || got.quotedDst != dst {
@@ -189,24 +189,24 @@ func TestForwardEmuMTU(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := mustAddr("10.64.2.2")
-		replies := collectEchoes(t, e.a.s, false, true)
-		requests := collectEchoes(t, e.b.s, false, false)
-		errs := collectICMPErrors(t, e.a.s, false)
+		replies := ixCollectEchoes(t, e.a.s, false, true)
+		requests := ixCollectEchoes(t, e.b.s, false, false)
+		errs := ixCollectICMPErrors(t, e.a.s, false)
 		// Without DF: R fragments; B reassembles what A sent whole.
 		fc := e.r.Stats().IP.FragCreates.Load()
-		pingStack(t, e.a.s, replies, dst, 0x66, 1, pattern(66, 1400), 5*time.Second)
-		if req, ok := requests.get(0x66, 1); !ok || string(req.data) != string(pattern(66, 1400)) {
+		ixPing(t, e.a.s, replies, dst, 0x66, 1, ixPattern(66, 1400), 5*time.Second)
+		if req, ok := requests.get(0x66, 1); !ok || string(req.data) != string(ixPattern(66, 1400)) {
 			t.Error("B did not get the 1400-byte request intact")
 		}
 		if e.r.Stats().IP.FragCreates.Load() == fc {
 			t.Error("R forwarded a 1428-byte packet onto MTU 1000 without fragmenting it")
 		}
 		// With DF: Fragmentation Needed, MTU 1000.
-		if err := sendEcho(e.a.s, dst, 0x66, 2, pattern(67, 1400), WriteOptions{DontFragment: true}); err != nil {
+		if err := ixSendEcho(e.a.s, dst, 0x66, 2, ixPattern(67, 1400), WriteOptions{DontFragment: true}); err != nil {
 			t.Fatal(err)
 		}
-		var got icmpSeen
-		if !waitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(wire.ICMPv4DestUnreachable); return ok }) {
+		var got ixICMPSeen
+		if !ixWaitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(wire.ICMPv4DestUnreachable); return ok }) {
 			t.Fatal("no Fragmentation Needed for a DF packet over MTU 1000")
 		}
 		if got.from != mustAddr("10.64.1.1") || got.code != 4 || got.mtu != 1000 {
@@ -224,15 +224,15 @@ func TestForwardEmuMTU(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := mustAddr("fd00:64:2::2")
-		replies := collectEchoes(t, e.a.s, true, true)
-		errs := collectICMPErrors(t, e.a.s, true)
+		replies := ixCollectEchoes(t, e.a.s, true, true)
+		errs := ixCollectICMPErrors(t, e.a.s, true)
 		// Resolve B at R with a small echo first.
-		pingStack(t, e.a.s, replies, dst, 0x66, 10, pattern(68, 100), 5*time.Second)
-		if err := sendEcho(e.a.s, dst, 0x66, 11, pattern(69, 1400), WriteOptions{}); err != nil {
+		ixPing(t, e.a.s, replies, dst, 0x66, 10, ixPattern(68, 100), 5*time.Second)
+		if err := ixSendEcho(e.a.s, dst, 0x66, 11, ixPattern(69, 1400), WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		var got icmpSeen
-		if !waitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(wire.ICMPv6PacketTooBig); return ok }) {
+		var got ixICMPSeen
+		if !ixWaitFor(5*time.Second, func() bool { var ok bool; got, ok = errs.find(wire.ICMPv6PacketTooBig); return ok }) {
 			t.Fatal("no Packet Too Big for a 1448-byte packet over MTU 1280")
 		}
 		if got.from != mustAddr("fd00:64:1::1") || got.mtu != 1280 {
@@ -243,6 +243,6 @@ func TestForwardEmuMTU(t *testing.T) {
 		}
 		// A now fragments at the source (RFC 8200 §5), and the echo
 		// gets through.
-		pingStack(t, e.a.s, replies, dst, 0x66, 12, pattern(70, 1400), 5*time.Second)
+		ixPing(t, e.a.s, replies, dst, 0x66, 12, ixPattern(70, 1400), 5*time.Second)
 	})
 }

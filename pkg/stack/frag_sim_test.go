@@ -50,26 +50,26 @@ func TestFragReorderDuplicate(t *testing.T) {
 				b := newTestHostNIC(t, nw, Options{Seed: 2}, NICOptions{NoDAD: true, NoAutoconf: true}, emu.PortConfig{}, fam.dst)
 				dst := netip.MustParsePrefix(fam.dst).Addr()
 				v6 := dst.Is6()
-				requests := collectEchoes(t, b.s, v6, false)
-				replies := collectEchoes(t, a.s, v6, true)
+				requests := ixCollectEchoes(t, b.s, v6, false)
+				replies := ixCollectEchoes(t, a.s, v6, true)
 				// Resolve the neighbour first: the cache queues only a few
 				// packets per unresolved address.
-				pingStack(t, a.s, replies, dst, 1, 0, pattern(0, 32), 5*time.Second)
+				ixPing(t, a.s, replies, dst, 1, 0, ixPattern(0, 32), 5*time.Second)
 				a.port.SetImpairments(emu.Out, im)
 				b.port.SetImpairments(emu.Out, im)
 
 				sizes := fragSizes(24)
 				for i, n := range sizes {
-					if err := sendEcho(a.s, dst, 1, uint16(i+1), pattern(i+1, n), WriteOptions{}); err != nil {
+					if err := ixSendEcho(a.s, dst, 1, uint16(i+1), ixPattern(i+1, n), WriteOptions{}); err != nil {
 						t.Fatalf("echo %d (%d bytes): %v", i+1, n, err)
 					}
 					time.Sleep(time.Millisecond) // pace: the link queues are finite
 				}
-				if !waitFor(30*time.Second, func() bool { return replies.len() == len(sizes)+1 }) {
+				if !ixWaitFor(30*time.Second, func() bool { return replies.len() == len(sizes)+1 }) {
 					t.Errorf("%d of %d replies arrived", replies.len()-1, len(sizes))
 				}
 				for i, n := range sizes {
-					want := pattern(i+1, n)
+					want := ixPattern(i+1, n)
 					if req, ok := requests.get(1, uint16(i+1)); !ok {
 						t.Errorf("request %d (%d bytes) never reassembled", i+1, n)
 					} else if string(req.data) != string(want) {
@@ -88,7 +88,7 @@ func TestFragReorderDuplicate(t *testing.T) {
 				if r := a.port.ImpairStats(emu.Out).Reordered; r == 0 {
 					t.Error("no frame was reordered: the simulation tested nothing")
 				}
-				ra, rb := reasmOf(a.s, v6).Stats(), reasmOf(b.s, v6).Stats()
+				ra, rb := ixReasm(a.s, v6).Stats(), ixReasm(b.s, v6).Stats()
 				if rb.ReasmOKs < uint64(len(sizes)) || ra.ReasmOKs < uint64(len(sizes)) {
 					t.Errorf("ReasmOKs responder %d, sender %d; want ≥ %d", rb.ReasmOKs, ra.ReasmOKs, len(sizes))
 				}
@@ -101,7 +101,7 @@ func TestFragReorderDuplicate(t *testing.T) {
 				// only time out; after the timeout nothing is held.
 				time.Sleep(fragment.DefaultIPv6Timeout + time.Second)
 				for _, h := range []*testHost{a, b} {
-					r := reasmOf(h.s, v6)
+					r := ixReasm(h.s, v6)
 					if p, m := r.Pending(), r.MemoryUsed(); p != 0 || m != 0 {
 						t.Errorf("after the timeout: %d datagrams pending, %d bytes held", p, m)
 					}
@@ -111,23 +111,23 @@ func TestFragReorderDuplicate(t *testing.T) {
 	}
 }
 
-func reasmOf(s *Stack, v6 bool) *fragment.Reassembler {
+func ixReasm(s *Stack, v6 bool) *fragment.Reassembler {
 	if v6 {
 		return s.reasm6
 	}
 	return s.reasm4
 }
 
-// fragWatch records, per fragmented datagram a host receives, whether its
+// ixFragWatch records, per fragmented datagram a host receives, whether its
 // first fragment arrived: what the wire delivered, to judge reassembly
 // against.
-type fragWatch struct {
+type ixFragWatch struct {
 	mu    sync.Mutex
 	seen  map[uint32]bool // datagram ID → offset-zero fragment seen
 	other int
 }
 
-func (w *fragWatch) watch(frame []byte) {
+func (w *ixFragWatch) watch(frame []byte) {
 	eth, err := wire.ParseEthernet(frame)
 	if err != nil {
 		return
@@ -177,10 +177,10 @@ func TestFragLoss(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				nw := newTestNet(t, 81)
 				a := newTestHost(t, nw, Options{Seed: 3}, fam.src)
-				w := &fragWatch{seen: make(map[uint32]bool)}
+				w := &ixFragWatch{seen: make(map[uint32]bool)}
 				bs := New(Options{Seed: 4})
 				t.Cleanup(func() { bs.Close() })
-				bn, err := bs.AddNIC(&watchEndpoint{nw.NewPort(emu.PortConfig{}), w.watch}, NICOptions{NoDAD: true, NoAutoconf: true})
+				bn, err := bs.AddNIC(&ixWatchEndpoint{nw.NewPort(emu.PortConfig{}), w.watch}, NICOptions{NoDAD: true, NoAutoconf: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -190,18 +190,18 @@ func TestFragLoss(t *testing.T) {
 				bn.SetUp(true)
 				dst := netip.MustParsePrefix(fam.dst).Addr()
 				v6 := dst.Is6()
-				requests := collectEchoes(t, bs, v6, false)
-				replies := collectEchoes(t, a.s, v6, true)
-				pingStack(t, a.s, replies, dst, 2, 0, pattern(0, 32), 5*time.Second)
+				requests := ixCollectEchoes(t, bs, v6, false)
+				replies := ixCollectEchoes(t, a.s, v6, true)
+				ixPing(t, a.s, replies, dst, 2, 0, ixPattern(0, 32), 5*time.Second)
 				a.port.SetImpairments(emu.Out, emu.Impairments{Loss: 0.04})
 
 				st := bs.Stats()
 				fails0, tmo0 := st.IP.ReasmFails.Load()+st.IP6.ReasmFails.Load(), st.IP.ReasmTimeout.Load()+st.IP6.ReasmTimeout.Load()
 				te0 := st.ICMP.OutTimeExcds.Load() + st.ICMP6.OutTimeExcds.Load()
-				r0 := reasmOf(bs, v6).Stats()
+				r0 := ixReasm(bs, v6).Stats()
 				sizes := fragSizes(30)
 				for i, n := range sizes {
-					if err := sendEcho(a.s, dst, 2, uint16(i+1), pattern(i+1, n), WriteOptions{}); err != nil {
+					if err := ixSendEcho(a.s, dst, 2, uint16(i+1), ixPattern(i+1, n), WriteOptions{}); err != nil {
 						t.Fatalf("echo %d: %v", i+1, err)
 					}
 					time.Sleep(time.Millisecond)
@@ -214,7 +214,7 @@ func TestFragLoss(t *testing.T) {
 						continue
 					}
 					delivered++
-					if string(req.data) != string(pattern(i+1, n)) || req.count != 1 {
+					if string(req.data) != string(ixPattern(i+1, n)) || req.count != 1 {
 						t.Errorf("request %d: %d bytes (sent %d), delivered %d times", i+1, len(req.data), n, req.count)
 					}
 				}
@@ -231,7 +231,7 @@ func TestFragLoss(t *testing.T) {
 				}
 
 				time.Sleep(fragment.DefaultIPv6Timeout + time.Second)
-				r := reasmOf(bs, v6)
+				r := ixReasm(bs, v6)
 				rs := r.Stats()
 				if got := rs.ReasmOKs - r0.ReasmOKs; got != uint64(delivered) {
 					t.Errorf("reassembler ReasmOKs +%d, want %d", got, delivered)
@@ -275,19 +275,19 @@ func TestFragLoss(t *testing.T) {
 	}
 }
 
-// sinkHost is a stack with one NIC on a sinkEndpoint: frames go in by
+// ixSinkHost is a stack with one NIC on a ixSinkEndpoint: frames go in by
 // DeliverFrame, synchronously, and what it sends is discarded.
-type sinkHost struct {
+type ixSinkHost struct {
 	s    *Stack
 	nic  *NIC
 	peer wire.MAC
 }
 
-func newSinkHost(t testing.TB, opts Options, addrs ...string) *sinkHost {
+func newIxSinkHost(t testing.TB, opts Options, addrs ...string) *ixSinkHost {
 	t.Helper()
 	s := New(opts)
 	t.Cleanup(func() { s.Close() })
-	n, err := s.AddNIC(newSinkEndpoint("sink", 1500, wire.MAC{2, 0, 0, 0, 0x81, 1}), NICOptions{NoDAD: true, NoAutoconf: true})
+	n, err := s.AddNIC(newIxSinkEndpoint("sink", 1500, wire.MAC{2, 0, 0, 0, 0x81, 1}), NICOptions{NoDAD: true, NoAutoconf: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,21 +297,21 @@ func newSinkHost(t testing.TB, opts Options, addrs ...string) *sinkHost {
 		}
 	}
 	n.SetUp(true)
-	return &sinkHost{s: s, nic: n, peer: wire.MAC{2, 0, 0, 0, 0x81, 2}}
+	return &ixSinkHost{s: s, nic: n, peer: wire.MAC{2, 0, 0, 0, 0x81, 2}}
 }
 
 // frag delivers one hand-made fragment of protocol 253 (RFC 3692
 // experimentation) from src to dst: offset and data in bytes.
-func (h *sinkHost) frag(src, dst netip.Addr, id uint32, off int, more bool, data []byte) {
+func (h *ixSinkHost) frag(src, dst netip.Addr, id uint32, off int, more bool, data []byte) {
 	var ip []byte
 	et := wire.EtherTypeIPv4
 	if src.Is4() {
-		ip = ipv4Packet(wire.IPv4Fields{ID: uint16(id), MF: more, FragmentOffset: off, Protocol: 253, Src: src, Dst: dst}, data)
+		ip = ixIPv4(wire.IPv4Fields{ID: uint16(id), MF: more, FragmentOffset: off, Protocol: 253, Src: src, Dst: dst}, data)
 	} else {
 		et = wire.EtherTypeIPv6
-		ip = ipv6Packet(wire.IPv6Fields{NextHeader: wire.IPProtoFragment, Src: src, Dst: dst}, ipv6Fragment(253, off, more, id, data))
+		ip = ixIPv6(wire.IPv6Fields{NextHeader: wire.IPProtoFragment, Src: src, Dst: dst}, ixIPv6Frag(253, off, more, id, data))
 	}
-	h.nic.DeliverFrame(ethFrame(h.nic.MAC(), h.peer, 0, et, ip))
+	h.nic.DeliverFrame(ixEthFrame(h.nic.MAC(), h.peer, 0, et, ip))
 }
 
 // collect253 records the payloads of protocol 253 datagrams delivered to
@@ -346,13 +346,13 @@ func TestFragOverlap(t *testing.T) {
 		src, dst string
 	}{{"ipv4", "10.81.0.2", "10.81.0.1"}, {"ipv6", "fd00:81::2", "fd00:81::1"}} {
 		t.Run(fam.name, func(t *testing.T) {
-			h := newSinkHost(t, Options{}, "10.81.0.1/24", "fd00:81::1/64")
+			h := newIxSinkHost(t, Options{}, "10.81.0.1/24", "fd00:81::1/64")
 			src, dst := mustAddr(fam.src), mustAddr(fam.dst)
 			v6 := src.Is6()
 			got := collect253(t, h.s, v6)
 			st := h.s.Stats()
 			fails := func() uint64 { return st.IP.ReasmFails.Load() + st.IP6.ReasmFails.Load() }
-			data := pattern(81, 48)
+			data := ixPattern(81, 48)
 
 			// A clean datagram in two fragments, the last first.
 			h.frag(src, dst, 1, 24, false, data[24:])
@@ -373,7 +373,7 @@ func TestFragOverlap(t *testing.T) {
 				name   string
 				second []byte // the fragment at offset 16
 			}{
-				{"different bytes", pattern(99, 16)},
+				{"different bytes", ixPattern(99, 16)},
 				{"same bytes", data[16:32]},
 			} {
 				id := uint32(3)
@@ -402,7 +402,7 @@ func TestFragOverlap(t *testing.T) {
 					}
 				}
 			}
-			if o := reasmOf(h.s, v6).Stats().Overlaps; o < 2 {
+			if o := ixReasm(h.s, v6).Stats().Overlaps; o < 2 {
 				t.Errorf("reassembler counted %d overlaps, want 2", o)
 			}
 			// Another datagram is unaffected.
@@ -424,7 +424,7 @@ func TestFragMemoryCap(t *testing.T) {
 	const limit = 64 << 10
 	c4, c6 := fragment.IPv4Config(), fragment.IPv6Config()
 	c4.MemoryLimit, c6.MemoryLimit = limit, limit
-	h := newSinkHost(t, Options{IPv4Reassembly: c4, IPv6Reassembly: c6}, "10.82.0.1/24", "fd00:82::1/64")
+	h := newIxSinkHost(t, Options{IPv4Reassembly: c4, IPv6Reassembly: c6}, "10.82.0.1/24", "fd00:82::1/64")
 	for _, fam := range []struct {
 		name     string
 		src, dst string
@@ -432,11 +432,11 @@ func TestFragMemoryCap(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			src, dst := mustAddr(fam.src), mustAddr(fam.dst)
 			v6 := src.Is6()
-			r := reasmOf(h.s, v6)
+			r := ixReasm(h.s, v6)
 			got := collect253(t, h.s, v6)
 			st := h.s.Stats()
 			fails0 := st.IP.ReasmFails.Load() + st.IP6.ReasmFails.Load()
-			chunk := pattern(82, 1000)
+			chunk := ixPattern(82, 1000)
 			peak := 0
 			for id := range uint32(2000) {
 				h.frag(src, dst, 100+id, 0, true, chunk)
@@ -454,7 +454,7 @@ func TestFragMemoryCap(t *testing.T) {
 			if f := st.IP.ReasmFails.Load() + st.IP6.ReasmFails.Load() - fails0; f == 0 {
 				t.Error("stack ReasmFails did not move under the flood")
 			}
-			data := pattern(83, 3000)
+			data := ixPattern(83, 3000)
 			h.frag(src, dst, 7, 0, true, data[:1480])
 			h.frag(src, dst, 7, 1480, false, data[1480:])
 			if len(*got) != 1 || string((*got)[0]) != string(data) {
@@ -480,13 +480,13 @@ func TestJumboEmu(t *testing.T) {
 	}{{"10.84.0.2", 9000 - 20 - 8}, {"fd00:84::2", 9000 - 40 - 8}} {
 		t.Run(tc.dst, func(t *testing.T) {
 			dst := mustAddr(tc.dst)
-			replies := collectEchoes(t, a.s, dst.Is6(), true)
-			pingStack(t, a.s, replies, dst, 0x84, 1, pattern(84, tc.size), 5*time.Second)
+			replies := ixCollectEchoes(t, a.s, dst.Is6(), true)
+			ixPing(t, a.s, replies, dst, 0x84, 1, ixPattern(84, tc.size), 5*time.Second)
 			// DontFragment: the request must fit as is.
-			if err := sendEcho(a.s, dst, 0x84, 2, pattern(85, tc.size), WriteOptions{DontFragment: true}); err != nil {
+			if err := ixSendEcho(a.s, dst, 0x84, 2, ixPattern(85, tc.size), WriteOptions{DontFragment: true}); err != nil {
 				t.Errorf("DF echo of %d bytes on a 9000 MTU: %v", tc.size, err)
 			}
-			if err := sendEcho(a.s, dst, 0x84, 3, pattern(85, tc.size+1), WriteOptions{DontFragment: true}); err == nil {
+			if err := ixSendEcho(a.s, dst, 0x84, 3, ixPattern(85, tc.size+1), WriteOptions{DontFragment: true}); err == nil {
 				t.Errorf("DF echo of %d bytes (one over the MTU) was accepted", tc.size+1)
 			}
 		})

@@ -32,11 +32,11 @@ func newFuzzStack(t testing.TB) (*Stack, []*NIC) {
 	s := New(Options{IPv4Forwarding: true, IPv6Forwarding: true, Seed: 90,
 		IPv4Reassembly: c4, IPv6Reassembly: c6})
 	no := NICOptions{NoDAD: true, NoAutoconf: true}
-	eth0, err := s.AddNIC(newSinkEndpoint("sink0", 1500, fuzzOurMAC), no)
+	eth0, err := s.AddNIC(newIxSinkEndpoint("sink0", 1500, fuzzOurMAC), no)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eth1, err := s.AddNIC(newSinkEndpoint("sink1", 1500, wire.MAC{2, 0, 0, 0, 0x91, 1}), no)
+	eth1, err := s.AddNIC(newIxSinkEndpoint("sink1", 1500, wire.MAC{2, 0, 0, 0, 0x91, 1}), no)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,10 +68,10 @@ func fuzzSeeds() [][2][]byte {
 	peer6, our6 := mustAddr("fd00:90::2"), mustAddr("fd00:90::1")
 	ll6 := mustAddr("fe80::2")
 	v4 := func(f wire.IPv4Fields, payload []byte) []byte {
-		return ethFrame(fuzzOurMAC, fuzzPeerMAC, 0, wire.EtherTypeIPv4, ipv4Packet(f, payload))
+		return ixEthFrame(fuzzOurMAC, fuzzPeerMAC, 0, wire.EtherTypeIPv4, ixIPv4(f, payload))
 	}
 	v6 := func(dstMAC wire.MAC, f wire.IPv6Fields, payload []byte) []byte {
-		return ethFrame(dstMAC, fuzzPeerMAC, 0, wire.EtherTypeIPv6, ipv6Packet(f, payload))
+		return ixEthFrame(dstMAC, fuzzPeerMAC, 0, wire.EtherTypeIPv6, ixIPv6(f, payload))
 	}
 	icmp6 := func(msg []byte, src, dst netip.Addr) []byte {
 		wire.SetICMPv6Checksum(msg, src, dst)
@@ -81,11 +81,11 @@ func fuzzSeeds() [][2][]byte {
 		f := wire.ARPFields{Op: op, SenderMAC: fuzzPeerMAC, SenderIP: peer4, TargetMAC: target, TargetIP: our4}
 		b := make([]byte, f.Len())
 		f.Encode(b)
-		return ethFrame(dst, fuzzPeerMAC, 0, wire.EtherTypeARP, b)
+		return ixEthFrame(dst, fuzzPeerMAC, 0, wire.EtherTypeARP, b)
 	}
-	echo := pattern(90, 64)
-	big := echoMsg(false, false, peer4, our4, 9, 1, pattern(91, 2000))
-	big6 := echoMsg(true, false, peer6, our6, 9, 1, pattern(91, 2000))
+	echo := ixPattern(90, 64)
+	big := ixEchoMsg(false, false, peer4, our4, 9, 1, ixPattern(91, 2000))
+	big6 := ixEchoMsg(true, false, peer6, our6, 9, 1, ixPattern(91, 2000))
 
 	ns := wire.NDPNeighborSolicitFields{Target: our6, SourceLinkAddr: fuzzPeerMAC}
 	nsb := make([]byte, ns.Len())
@@ -113,16 +113,16 @@ func fuzzSeeds() [][2][]byte {
 		{arp(wire.ARPRequest, wire.BroadcastMAC, wire.MAC{}), nil},
 		{arp(wire.ARPReply, fuzzOurMAC, fuzzOurMAC), nil},
 		{v4(wire.IPv4Fields{Protocol: wire.IPProtoICMP, Src: peer4, Dst: our4},
-			echoMsg(false, false, peer4, our4, 1, 1, echo)), nil},
+			ixEchoMsg(false, false, peer4, our4, 1, 1, echo)), nil},
 		{v6(fuzzOurMAC, wire.IPv6Fields{NextHeader: wire.IPProtoICMPv6, Src: peer6, Dst: our6},
-			echoMsg(true, false, peer6, our6, 1, 1, echo)), nil},
+			ixEchoMsg(true, false, peer6, our6, 1, 1, echo)), nil},
 		// Fragments: the first and last of a 2008-byte echo.
 		{v4(wire.IPv4Fields{ID: 7, MF: true, Protocol: wire.IPProtoICMP, Src: peer4, Dst: our4}, big[:1480]),
 			v4(wire.IPv4Fields{ID: 7, FragmentOffset: 1480, Protocol: wire.IPProtoICMP, Src: peer4, Dst: our4}, big[1480:])},
 		{v6(fuzzOurMAC, wire.IPv6Fields{NextHeader: wire.IPProtoFragment, Src: peer6, Dst: our6},
-			ipv6Fragment(wire.IPProtoICMPv6, 0, true, 7, big6[:1448])),
+			ixIPv6Frag(wire.IPProtoICMPv6, 0, true, 7, big6[:1448])),
 			v6(fuzzOurMAC, wire.IPv6Fields{NextHeader: wire.IPProtoFragment, Src: peer6, Dst: our6},
-				ipv6Fragment(wire.IPProtoICMPv6, 1448, false, 7, big6[1448:]))},
+				ixIPv6Frag(wire.IPProtoICMPv6, 1448, false, 7, big6[1448:]))},
 		// Neighbour Solicitation to the solicited-node group, hop limit 255.
 		{v6(wire.IPv6MulticastMAC(snm), wire.IPv6Fields{NextHeader: wire.IPProtoICMPv6, HopLimit: 255, Src: peer6, Dst: snm},
 			icmp6(nsb, peer6, snm)), nil},
@@ -130,34 +130,34 @@ func fuzzSeeds() [][2][]byte {
 		{v6(wire.IPv6MulticastMAC(allNodes6), wire.IPv6Fields{NextHeader: wire.IPProtoICMPv6, HopLimit: 255, Src: ll6, Dst: allNodes6},
 			icmp6(rab, ll6, allNodes6)), nil},
 		// IGMPv2 general query with Router Alert, TTL 1.
-		{ethFrame(wire.IPv4MulticastMAC(allNodes4), fuzzPeerMAC, 0, wire.EtherTypeIPv4,
-			ipv4Packet(wire.IPv4Fields{TTL: 1, Protocol: wire.IPProtoIGMP, Src: peer4, Dst: allNodes4,
+		{ixEthFrame(wire.IPv4MulticastMAC(allNodes4), fuzzPeerMAC, 0, wire.EtherTypeIPv4,
+			ixIPv4(wire.IPv4Fields{TTL: 1, Protocol: wire.IPProtoIGMP, Src: peer4, Dst: allNodes4,
 				Options: wire.AppendIPv4RouterAlert(nil)}, igmpb)), nil},
 		// MLDv2 general query behind a Hop-by-Hop Router Alert.
 		{v6(wire.IPv6MulticastMAC(allNodes6), wire.IPv6Fields{NextHeader: wire.IPProtoHopByHop, HopLimit: 1, Src: ll6, Dst: allNodes6},
 			append(hbhb, icmp6(mldb, ll6, allNodes6)...)), nil},
 		// VLAN 10, and a VLAN nobody has.
-		{ethFrame(fuzzOurMAC, fuzzPeerMAC, 10, wire.EtherTypeIPv4, ipv4Packet(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
-			Src: mustAddr("10.90.10.2"), Dst: mustAddr("10.90.10.1")}, echoMsg(false, false, netip.Addr{}, netip.Addr{}, 2, 1, echo))), nil},
-		{ethFrame(fuzzOurMAC, fuzzPeerMAC, 11, wire.EtherTypeIPv4, ipv4Packet(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
-			Src: mustAddr("10.90.10.2"), Dst: mustAddr("10.90.10.1")}, echoMsg(false, false, netip.Addr{}, netip.Addr{}, 2, 1, echo))), nil},
+		{ixEthFrame(fuzzOurMAC, fuzzPeerMAC, 10, wire.EtherTypeIPv4, ixIPv4(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
+			Src: mustAddr("10.90.10.2"), Dst: mustAddr("10.90.10.1")}, ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 2, 1, echo))), nil},
+		{ixEthFrame(fuzzOurMAC, fuzzPeerMAC, 11, wire.EtherTypeIPv4, ixIPv4(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
+			Src: mustAddr("10.90.10.2"), Dst: mustAddr("10.90.10.1")}, ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 2, 1, echo))), nil},
 		// To be forwarded out of eth1, and with TTL 1 (Time Exceeded).
 		{v4(wire.IPv4Fields{Protocol: wire.IPProtoICMP, Src: peer4, Dst: mustAddr("10.91.0.2")},
-			echoMsg(false, false, netip.Addr{}, netip.Addr{}, 3, 1, echo)), nil},
+			ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 3, 1, echo)), nil},
 		{v4(wire.IPv4Fields{TTL: 1, Protocol: wire.IPProtoICMP, Src: peer4, Dst: mustAddr("10.91.0.2")},
-			echoMsg(false, false, netip.Addr{}, netip.Addr{}, 3, 2, echo)), nil},
+			ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 3, 2, echo)), nil},
 		{v6(fuzzOurMAC, wire.IPv6Fields{NextHeader: wire.IPProtoICMPv6, Src: peer6, Dst: mustAddr("fd00:91::2")},
-			echoMsg(true, false, peer6, mustAddr("fd00:91::2"), 3, 1, echo)), nil},
+			ixEchoMsg(true, false, peer6, mustAddr("fd00:91::2"), 3, 1, echo)), nil},
 		// UDP to a closed port (Port Unreachable), multicast echo.
 		{v4(wire.IPv4Fields{Protocol: wire.IPProtoUDP, Src: peer4, Dst: our4}, udpb), nil},
-		{ethFrame(wire.IPv4MulticastMAC(mustAddr("239.1.2.3")), fuzzPeerMAC, 0, wire.EtherTypeIPv4,
-			ipv4Packet(wire.IPv4Fields{Protocol: wire.IPProtoUDP, Src: peer4, Dst: mustAddr("239.1.2.3")}, udpb)), nil},
+		{ixEthFrame(wire.IPv4MulticastMAC(mustAddr("239.1.2.3")), fuzzPeerMAC, 0, wire.EtherTypeIPv4,
+			ixIPv4(wire.IPv4Fields{Protocol: wire.IPProtoUDP, Src: peer4, Dst: mustAddr("239.1.2.3")}, udpb)), nil},
 	}
 }
 
-// checkBounds fails the test if the reassembly memory or a neighbour
+// ixCheckBounds fails the test if the reassembly memory or a neighbour
 // cache is beyond its bound.
-func checkBounds(t testing.TB, s *Stack, nics []*NIC) {
+func ixCheckBounds(t testing.TB, s *Stack, nics []*NIC) {
 	t.Helper()
 	if m := s.reasm4.MemoryUsed(); m > fuzzReasmLimit {
 		t.Fatalf("IPv4 reassembly holds %d bytes, limit %d", m, fuzzReasmLimit)
@@ -192,7 +192,7 @@ func TestNICSeedsDelivered(t *testing.T) {
 			nics[0].DeliverFrame(append([]byte(nil), f...))
 		}
 	}
-	checkBounds(t, s, nics)
+	ixCheckBounds(t, s, nics)
 	st := s.Stats()
 	for name, v := range map[string]uint64{
 		"Ip InDelivers":       st.IP.InDelivers.Load(),
@@ -234,6 +234,6 @@ func FuzzNICDeliverFrame(f *testing.F) {
 				t.Fatalf("the stack modified a received frame:\n in  %x\n now %x", frame, in)
 			}
 		}
-		checkBounds(t, s, nics)
+		ixCheckBounds(t, s, nics)
 	})
 }

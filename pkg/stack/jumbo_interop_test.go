@@ -37,7 +37,7 @@ func TestJumboInterop(t *testing.T) {
 			if tc.v6 {
 				args = append([]string{"-6"}, args...)
 			}
-			out, err := labRun(lab, "ping", args...)
+			out, err := ixLabRun(lab, "ping", args...)
 			if err != nil {
 				t.Fatalf("kernel ping %v: %v\n%s", args, err, out)
 			}

@@ -16,9 +16,9 @@ import (
 // through the public API, an echo collector on a raw handler, hand-built
 // frames, and a link endpoint that swallows what the stack sends.
 
-// echoMsg builds an ICMP (v4) or ICMPv6 echo request or reply carrying data.
+// ixEchoMsg builds an ICMP (v4) or ICMPv6 echo request or reply carrying data.
 // ICMPv6's checksum covers the pseudo-header, hence src and dst.
-func echoMsg(v6, reply bool, src, dst netip.Addr, id, seq uint16, data []byte) []byte {
+func ixEchoMsg(v6, reply bool, src, dst netip.Addr, id, seq uint16, data []byte) []byte {
 	if !v6 {
 		typ := wire.ICMPv4Echo
 		if reply {
@@ -42,9 +42,9 @@ func echoMsg(v6, reply bool, src, dst netip.Addr, id, seq uint16, data []byte) [
 	return b
 }
 
-// sendEcho sends an echo request from s to dst through FindRoute and
+// ixSendEcho sends an echo request from s to dst through FindRoute and
 // WritePacket, as a ping socket would.
-func sendEcho(s *Stack, dst netip.Addr, id, seq uint16, data []byte, o WriteOptions) error {
+func ixSendEcho(s *Stack, dst netip.Addr, id, seq uint16, data []byte, o WriteOptions) error {
 	r, err := s.FindRoute(0, netip.Addr{}, dst)
 	if err != nil {
 		return err
@@ -54,33 +54,33 @@ func sendEcho(s *Stack, dst netip.Addr, id, seq uint16, data []byte, o WriteOpti
 	if v6 {
 		o.Proto = wire.IPProtoICMPv6
 	}
-	return s.WritePacket(&r, NewPacketFrom(echoMsg(v6, false, r.Src, r.Dst, id, seq, data)), o)
+	return s.WritePacket(&r, NewPacketFrom(ixEchoMsg(v6, false, r.Src, r.Dst, id, seq, data)), o)
 }
 
-// echoKey identifies one echo message.
-type echoKey struct {
+// ixEchoKey identifies one echo message.
+type ixEchoKey struct {
 	id, seq uint16
 }
 
-// echoSeen is one echo message a stack received.
-type echoSeen struct {
+// ixEchoSeen is one echo message a stack received.
+type ixEchoSeen struct {
 	data  []byte // a copy
 	nic   *NIC
 	count int // how many times it arrived
 }
 
-// echoLog collects the echo messages of one type a stack receives, from a
+// ixEchoLog collects the echo messages of one type a stack receives, from a
 // raw handler (which sees reassembled datagrams).
-type echoLog struct {
+type ixEchoLog struct {
 	mu  sync.Mutex
-	got map[echoKey]*echoSeen
+	got map[ixEchoKey]*ixEchoSeen
 	bad []string // messages the handler could not parse
 }
 
-// collectEchoes starts collecting echo requests (reply false) or replies
+// ixCollectEchoes starts collecting echo requests (reply false) or replies
 // of one family on s until the test ends.
-func collectEchoes(t testing.TB, s *Stack, v6, reply bool) *echoLog {
-	l := &echoLog{got: make(map[echoKey]*echoSeen)}
+func ixCollectEchoes(t testing.TB, s *Stack, v6, reply bool) *ixEchoLog {
+	l := &ixEchoLog{got: make(map[ixEchoKey]*ixEchoSeen)}
 	proto := wire.IPProtoICMP
 	if v6 {
 		proto = wire.IPProtoICMPv6
@@ -132,51 +132,51 @@ func collectEchoes(t testing.TB, s *Stack, v6, reply bool) *echoLog {
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		k := echoKey{id, seq}
+		k := ixEchoKey{id, seq}
 		if e := l.got[k]; e != nil {
 			e.count++
 			return
 		}
-		l.got[k] = &echoSeen{data: append([]byte(nil), data...), nic: pi.NIC, count: 1}
+		l.got[k] = &ixEchoSeen{data: append([]byte(nil), data...), nic: pi.NIC, count: 1}
 	})
 	t.Cleanup(remove)
 	return l
 }
 
-func (l *echoLog) fail(format string, args ...any) {
+func (l *ixEchoLog) fail(format string, args ...any) {
 	l.mu.Lock()
 	l.bad = append(l.bad, fmt.Sprintf(format, args...))
 	l.mu.Unlock()
 }
 
 // get returns the message with id and seq, if it arrived.
-func (l *echoLog) get(id, seq uint16) (echoSeen, bool) {
+func (l *ixEchoLog) get(id, seq uint16) (ixEchoSeen, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e, ok := l.got[echoKey{id, seq}]
+	e, ok := l.got[ixEchoKey{id, seq}]
 	if !ok {
-		return echoSeen{}, false
+		return ixEchoSeen{}, false
 	}
 	return *e, true
 }
 
 // len returns how many distinct messages arrived.
-func (l *echoLog) len() int {
+func (l *ixEchoLog) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.got)
 }
 
 // errors returns the parse failures seen.
-func (l *echoLog) errors() []string {
+func (l *ixEchoLog) errors() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.bad...)
 }
 
-// waitFor polls cond every few milliseconds until it holds or d passes
+// ixWaitFor polls cond every few milliseconds until it holds or d passes
 // (in fake time inside a synctest bubble), and reports whether it held.
-func waitFor(d time.Duration, cond func() bool) bool {
+func ixWaitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for {
 		if cond() {
@@ -189,16 +189,16 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
-// pingStack sends one echo request from s to dst with data and waits up to
+// ixPing sends one echo request from s to dst with data and waits up to
 // d for the matching reply in replies; it fails the test unless the reply
 // carries data byte for byte.
-func pingStack(t testing.TB, s *Stack, replies *echoLog, dst netip.Addr, id, seq uint16, data []byte, d time.Duration) {
+func ixPing(t testing.TB, s *Stack, replies *ixEchoLog, dst netip.Addr, id, seq uint16, data []byte, d time.Duration) {
 	t.Helper()
-	if err := sendEcho(s, dst, id, seq, data, WriteOptions{}); err != nil {
+	if err := ixSendEcho(s, dst, id, seq, data, WriteOptions{}); err != nil {
 		t.Fatalf("echo to %v: %v", dst, err)
 	}
-	var got echoSeen
-	if !waitFor(d, func() bool {
+	var got ixEchoSeen
+	if !ixWaitFor(d, func() bool {
 		var ok bool
 		got, ok = replies.get(id, seq)
 		return ok
@@ -213,7 +213,7 @@ func pingStack(t testing.TB, s *Stack, replies *echoLog, dst netip.Addr, id, seq
 
 // pattern returns n bytes that differ per datagram (seed) and per offset,
 // so a misplaced fragment shows.
-func pattern(seed, n int) []byte {
+func ixPattern(seed, n int) []byte {
 	b := make([]byte, n)
 	x := uint32(seed)*2654435761 + 1
 	for i := range b {
@@ -225,8 +225,8 @@ func pattern(seed, n int) []byte {
 	return b
 }
 
-// ethFrame builds an Ethernet frame (802.1Q-tagged when vid is not 0).
-func ethFrame(dst, src wire.MAC, vid uint16, etherType uint16, payload []byte) []byte {
+// ixEthFrame builds an Ethernet frame (802.1Q-tagged when vid is not 0).
+func ixEthFrame(dst, src wire.MAC, vid uint16, etherType uint16, payload []byte) []byte {
 	f := wire.EthernetFields{Dst: dst, Src: src, EtherType: etherType}
 	if vid != 0 {
 		f.Tags[0] = wire.VLANTag{VID: vid}
@@ -238,9 +238,9 @@ func ethFrame(dst, src wire.MAC, vid uint16, etherType uint16, payload []byte) [
 	return b
 }
 
-// ipv4Packet builds an IPv4 packet: header f (PayloadLen set here) and
+// ixIPv4 builds an IPv4 packet: header f (PayloadLen set here) and
 // payload.
-func ipv4Packet(f wire.IPv4Fields, payload []byte) []byte {
+func ixIPv4(f wire.IPv4Fields, payload []byte) []byte {
 	if f.TTL == 0 {
 		f.TTL = 64
 	}
@@ -251,9 +251,9 @@ func ipv4Packet(f wire.IPv4Fields, payload []byte) []byte {
 	return b
 }
 
-// ipv6Packet builds an IPv6 packet: the fixed header f (PayloadLen set
+// ixIPv6 builds an IPv6 packet: the fixed header f (PayloadLen set
 // here) followed by payload, extension headers included.
-func ipv6Packet(f wire.IPv6Fields, payload []byte) []byte {
+func ixIPv6(f wire.IPv6Fields, payload []byte) []byte {
 	if f.HopLimit == 0 {
 		f.HopLimit = 64
 	}
@@ -266,7 +266,7 @@ func ipv6Packet(f wire.IPv6Fields, payload []byte) []byte {
 
 // ipv6Fragment builds the payload of an IPv6 fragment packet: a Fragment
 // header and data.
-func ipv6Fragment(next uint8, off int, more bool, id uint32, data []byte) []byte {
+func ixIPv6Frag(next uint8, off int, more bool, id uint32, data []byte) []byte {
 	f := wire.IPv6FragmentFields{NextHeader: next, Offset: off, More: more, ID: id}
 	b := make([]byte, f.Len()+len(data))
 	f.Encode(b)
@@ -274,21 +274,21 @@ func ipv6Fragment(next uint8, off int, more bool, id uint32, data []byte) []byte
 	return b
 }
 
-// sinkEndpoint is a link endpoint that counts and discards what the stack
+// ixSinkEndpoint is a link endpoint that counts and discards what the stack
 // writes; frames are delivered by calling the NIC's DeliverFrame directly.
-type sinkEndpoint struct {
+type ixSinkEndpoint struct {
 	link.Base
 	mu     sync.Mutex
 	frames int
 }
 
-func newSinkEndpoint(name string, mtu int, mac wire.MAC) *sinkEndpoint {
-	e := &sinkEndpoint{}
+func newIxSinkEndpoint(name string, mtu int, mac wire.MAC) *ixSinkEndpoint {
+	e := &ixSinkEndpoint{}
 	e.Init(name, mtu, mac, 0)
 	return e
 }
 
-func (e *sinkEndpoint) WritePackets(frames [][]byte) (int, error) {
+func (e *ixSinkEndpoint) WritePackets(frames [][]byte) (int, error) {
 	for i, f := range frames {
 		if err := e.CheckWrite(f); err != nil {
 			return i, err
@@ -301,16 +301,16 @@ func (e *sinkEndpoint) WritePackets(frames [][]byte) (int, error) {
 	return len(frames), nil
 }
 
-func (e *sinkEndpoint) Close() error { return nil }
+func (e *ixSinkEndpoint) Close() error { return nil }
 
-// watchEndpoint wraps an endpoint and shows every frame it delivers to the
+// ixWatchEndpoint wraps an endpoint and shows every frame it delivers to the
 // stack to a callback first (a tap on the wire at the NIC).
-type watchEndpoint struct {
+type ixWatchEndpoint struct {
 	link.Endpoint
 	watch func(frame []byte)
 }
 
-func (w *watchEndpoint) Attach(d link.Dispatcher) {
+func (w *ixWatchEndpoint) Attach(d link.Dispatcher) {
 	if d == nil {
 		w.Endpoint.Attach(nil)
 		return

@@ -42,7 +42,7 @@ func TestVLANInterop(t *testing.T) {
 
 	for _, dst := range []string{"10.63.10.1", "fd00:63:10::1", "10.63.0.1"} {
 		rx := v.Stats().RxPackets.Load()
-		out, err := labRun(lab, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst)
+		out, err := ixLabRun(lab, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst)
 		if err != nil {
 			t.Errorf("kernel ping %s: %v\n%s", dst, err, out)
 			continue
@@ -54,8 +54,8 @@ func TestVLANInterop(t *testing.T) {
 		}
 	}
 	// And from our side: our echo over the VLAN to the kernel.
-	replies := collectEchoes(t, s, false, true)
-	pingStack(t, s, replies, mustAddr("10.63.10.2"), 0x63, 1, pattern(63, 200), labWait)
+	replies := ixCollectEchoes(t, s, false, true)
+	ixPing(t, s, replies, mustAddr("10.63.10.2"), 0x63, 1, ixPattern(63, 200), ixLabWait)
 	if e, _ := replies.get(0x63, 1); e.nic != v {
 		t.Errorf("kernel's reply arrived on %s, want eth0.10", e.nic.Name())
 	}

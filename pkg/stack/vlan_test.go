@@ -50,11 +50,11 @@ func TestVLANTraffic(t *testing.T) {
 		t.Run(tc.dst, func(t *testing.T) {
 			dst := mustAddr(tc.dst)
 			v6 := dst.Is6()
-			requests := collectEchoes(t, b.s, v6, false)
-			replies := collectEchoes(t, a.s, v6, true)
+			requests := ixCollectEchoes(t, b.s, v6, false)
+			replies := ixCollectEchoes(t, a.s, v6, true)
 			aTx, bRx := a.vlan.Stats().TxPackets.Load(), b.vlan.Stats().RxPackets.Load()
-			data := pattern(7, 100)
-			pingStack(t, a.s, replies, dst, 0x70, 1, data, 5*time.Second)
+			data := ixPattern(7, 100)
+			ixPing(t, a.s, replies, dst, 0x70, 1, data, 5*time.Second)
 			req, ok := requests.get(0x70, 1)
 			if !ok {
 				t.Fatal("reply without a request seen by the peer's raw handler")
@@ -87,23 +87,23 @@ func TestVLANUnknownID(t *testing.T) {
 	b := newVLANHost(t, nw, "2")
 	inj := nw.NewPort(emu.PortConfig{})
 	t.Cleanup(func() { inj.Close() })
-	requests := collectEchoes(t, b.s, false, false)
+	requests := ixCollectEchoes(t, b.s, false, false)
 	send := func(vid uint16, dst string, seq uint16) {
-		ip := ipv4Packet(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
+		ip := ixIPv4(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
 			Src: mustAddr("10.70.10.9"), Dst: mustAddr(dst)},
-			echoMsg(false, false, netip.Addr{}, netip.Addr{}, 0x71, seq, pattern(int(seq), 32)))
-		if _, err := inj.WritePackets([][]byte{ethFrame(b.nic.MAC(), inj.MAC(), vid, wire.EtherTypeIPv4, ip)}); err != nil {
+			ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 0x71, seq, ixPattern(int(seq), 32)))
+		if _, err := inj.WritePackets([][]byte{ixEthFrame(b.nic.MAC(), inj.MAC(), vid, wire.EtherTypeIPv4, ip)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	drops := b.nic.Stats().RxDropped.Load()
 	send(20, "10.70.10.2", 1)
-	if !waitFor(5*time.Second, func() bool { return b.nic.Stats().RxDropped.Load() > drops }) {
+	if !ixWaitFor(5*time.Second, func() bool { return b.nic.Stats().RxDropped.Load() > drops }) {
 		t.Fatal("frame for VLAN 20 not counted in eth0's RxDropped")
 	}
 	vrx := b.vlan.Stats().RxPackets.Load()
 	send(10, "10.70.10.2", 2)
-	if !waitFor(5*time.Second, func() bool { _, ok := requests.get(0x71, 2); return ok }) {
+	if !ixWaitFor(5*time.Second, func() bool { _, ok := requests.get(0x71, 2); return ok }) {
 		t.Fatalf("frame for VLAN 10 not delivered (parse errors %v)", requests.errors())
 	}
 	if _, ok := requests.get(0x71, 1); ok {
