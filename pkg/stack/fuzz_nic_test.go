@@ -50,7 +50,7 @@ func newFuzzStack(t testing.TB) (*Stack, []*NIC) {
 		eth1: {"10.91.0.1/24", "fd00:91::1/64"},
 	} {
 		for _, a := range addrs {
-			if err := n.AddAddress(Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
+			if err := n.AddAddress(Address{Prefix: netip.MustParsePrefix(a), NoDAD: true}); err != nil {
 				t.Fatal(err)
 			}
 		}

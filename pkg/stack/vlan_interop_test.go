@@ -24,7 +24,7 @@ func TestVLANInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"10.63.10.1/24", "fd00:63:10::1/64"} {
-		if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
+		if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix(a), NoDAD: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

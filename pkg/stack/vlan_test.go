@@ -24,7 +24,7 @@ func newVLANHost(t *testing.T, nw *emu.Network, i string) *vlanHost {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"10.70.10." + i + "/24", "fd00:70:10::" + i + "/64"} {
-		if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
+		if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix(a), NoDAD: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
