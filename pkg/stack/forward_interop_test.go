@@ -171,6 +171,7 @@ func TestForwardInteropTraceroute(t *testing.T) {
 			if err != nil {
 				t.Fatalf("traceroute %v: %v\n%s", args, err, out)
 			}
+			t.Logf("traceroute %v:\n%s", args, out)
 			hops := tracerouteHops(out)
 			if len(hops) < 2 || hops[0] != tc.hop1 || hops[1] != tc.dst {
 				t.Fatalf("traceroute hops %q, want [%s %s]\n%s", hops, tc.hop1, tc.dst, out)
@@ -200,6 +201,7 @@ func TestForwardInteropPMTU(t *testing.T) {
 		}
 		du := r.s.Stats().ICMP.OutDestUnreachs.Load()
 		out, _ := ixLabRun(r.a, "ping", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "10.61.2.2")
+		t.Logf("%s", out)
 		if !strings.Contains(out, "From 10.61.1.1") || !strings.Contains(out, "Frag needed and DF set (mtu = 1000)") {
 			t.Errorf("ping -M do -s 1400 output lacks \"From 10.61.1.1 … Frag needed and DF set (mtu = 1000)\":\n%s", out)
 		}
@@ -221,6 +223,7 @@ func TestForwardInteropPMTU(t *testing.T) {
 		}
 		ptb := r.s.Stats().ICMP6.OutPktTooBigs.Load()
 		out, _ := ixLabRun(r.a, "ping", "-6", "-M", "do", "-s", "1400", "-c", "1", "-W", "2", "fd00:61:2::2")
+		t.Logf("%s", out)
 		if !strings.Contains(out, "From fd00:61:1::1") || !strings.Contains(out, "Packet too big: mtu=1280") {
 			t.Errorf("ping -6 -M do -s 1400 output lacks \"From fd00:61:1::1 … Packet too big: mtu=1280\":\n%s", out)
 		}
