@@ -2,8 +2,11 @@ package stack
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stackbox/stackbox/pkg/stack/fragment"
 	"github.com/stackbox/stackbox/pkg/wire"
@@ -225,6 +228,15 @@ func FuzzNICDeliverFrame(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, a, b []byte) {
+		// A hang (deadlock) must not pass silently: the fuzzer has no
+		// per-input timeout, so crash the worker with every goroutine's
+		// stack, which makes the engine save the input.
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			panic(fmt.Sprintf("FuzzNICDeliverFrame: input still running after 10 s (%x / %x)\n%s", a, b, buf))
+		})
+		defer watchdog.Stop()
 		s, nics := newFuzzStack(t)
 		defer s.Close()
 		for _, frame := range [][]byte{a, b} {
