@@ -222,7 +222,9 @@ func TestNICSeedsDelivered(t *testing.T) {
 }
 
 // FuzzNICDeliverFrame feeds two arbitrary frames to eth0 of the fuzz
-// router. Run: go test -run XXX -fuzz FuzzNICDeliverFrame ./pkg/stack/
+// router. Run: go test -run XXX -fuzz FuzzNICDeliverFrame -fuzzminimizetime 3s ./pkg/stack/
+// (the default minimisation budget, 60 s per new input, stalls the run:
+// every input builds a whole stack).
 func FuzzNICDeliverFrame(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s[0], s[1])
