@@ -33,6 +33,11 @@ func (h arpNeighbors) Unreachable(_ netip.Addr, pending []*Packet) {
 
 func (arpNeighbors) PacketSize(p *Packet) int { return p.Len() }
 
+// CopyPrompt gives SendSolicit its own copy of the prompting packet: the
+// queued one may be having its Ethernet header prepended by a concurrent
+// Resolved (neighbor.PromptCopier).
+func (arpNeighbors) CopyPrompt(p *Packet) *Packet { return p.Clone() }
+
 func (h ndpNeighbors) SendSolicit(target netip.Addr, unicastTo wire.MAC, prompt *Packet, has bool) {
 	h.n.sendNeighborSolicit(target, unicastTo, prompt, has)
 }
@@ -52,6 +57,9 @@ func (h ndpNeighbors) Unreachable(_ netip.Addr, pending []*Packet) {
 }
 
 func (ndpNeighbors) PacketSize(p *Packet) int { return p.Len() }
+
+// CopyPrompt: see arpNeighbors.CopyPrompt.
+func (ndpNeighbors) CopyPrompt(p *Packet) *Packet { return p.Clone() }
 
 // sendIPv4 sends an IPv4 packet (header included) to the next hop on this
 // NIC: broadcast and multicast map to their MAC, unicast goes through ARP

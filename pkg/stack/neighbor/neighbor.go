@@ -343,6 +343,13 @@ func (c *Cache[P]) solicit(ef *effects[P], e *entry[P], to wire.MAC) {
 	ef.solUnicast = to
 	if n := len(e.queue); n > 0 {
 		ef.solPrompt, ef.solHasPrompt = e.queue[n-1].pkt, true
+		// SendSolicit runs after the lock is released, when another
+		// goroutine may already be sending the queued packet (Resolved):
+		// a handler whose packets change as they are sent gets a copy
+		// made here, under the lock.
+		if pc, ok := c.h.(PromptCopier[P]); ok {
+			ef.solPrompt = pc.CopyPrompt(ef.solPrompt)
+		}
 	}
 	if to.IsZero() {
 		c.stats.SolicitsSent++

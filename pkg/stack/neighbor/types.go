@@ -267,3 +267,11 @@ type Handler[P any] interface {
 type PacketSizer[P any] interface {
 	PacketSize(P) int
 }
+
+// PromptCopier is an optional interface of a Handler whose packets are
+// modified when sent (headers prepended in place): the cache then hands
+// SendSolicit a copy of the prompting packet, made under its lock, instead
+// of the queued packet itself, which a concurrent Resolved may be sending.
+type PromptCopier[P any] interface {
+	CopyPrompt(p P) P
+}
