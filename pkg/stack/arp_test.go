@@ -819,3 +819,52 @@ func FuzzARPInput(f *testing.F) {
 		}
 	})
 }
+
+// TestARPOnVLAN: a VLAN sub-interface runs ARP of its own: it announces
+// its address and answers a tagged request for it with a frame tagged with
+// its VLAN id, learning the requester in its own cache, not the parent's.
+func TestARPOnVLAN(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 15)
+		sn := newSniffer(t, nw)
+		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
+		v, err := h.s.AddVLAN(h.nic, 42, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix("10.42.0.1/24")}); err != nil {
+			t.Fatal(err)
+		}
+		v.SetUp(true)
+		synctest.Wait()
+		an := sn.announcements(mustAddr("10.42.0.1"))
+		if len(an) != 1 {
+			t.Fatalf("%d VLAN announcements so far, want 1", len(an))
+		}
+		sn.reset()
+		e := wire.EthernetFields{Dst: wire.BroadcastMAC, Src: sn.mac, EtherType: wire.EtherTypeARP, NumTags: 1}
+		e.Tags[0] = wire.VLANTag{VID: 42}
+		a := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: sn.mac, SenderIP: mustAddr("10.42.0.9"), TargetIP: mustAddr("10.42.0.1")}
+		f := make([]byte, e.Len()+a.Len())
+		e.Encode(f)
+		a.Encode(f[e.Len():])
+		sn.send(t, f)
+		synctest.Wait()
+		sn.mu.Lock()
+		got := append([]captured(nil), sn.got...)
+		sn.mu.Unlock()
+		if len(got) != 1 || got[0].eth.TagCount() != 1 || got[0].eth.VLANID(0) != 42 || got[0].eth.EtherType() != wire.EtherTypeARP {
+			t.Fatalf("answer frames %v", got)
+		}
+		r, _ := wire.ParseARP(got[0].eth.Payload())
+		if r.Op() != wire.ARPReply || r.SenderIP() != mustAddr("10.42.0.1") || r.TargetIP() != mustAddr("10.42.0.9") {
+			t.Errorf("reply %v", r)
+		}
+		if _, ok := lookupARP(t, v, mustAddr("10.42.0.9")); !ok {
+			t.Error("VLAN cache did not learn the requester")
+		}
+		if _, ok := lookupARP(t, h.nic, mustAddr("10.42.0.9")); ok {
+			t.Error("parent cache learnt a VLAN neighbour")
+		}
+	})
+}
