@@ -22,6 +22,12 @@ import (
 // (a request's sender address is the waiting packet's source when that is
 // local), arp_accept=0 (an unsolicited ARP packet only updates an entry
 // that exists), arp_filter=0.
+//
+// Differences from Linux: proxy replies go out at once (no proxy_delay
+// randomisation), and a gratuitous packet arriving within the cache's 1 s
+// lock time of an entry's last update does not override it (Linux's
+// is_garp does; the neighbour cache has no such override). The second
+// RFC 5227 announcement, 2 s later, gets through.
 
 // RFC 5227 §1.1 constants that apply to an address already in use (the
 // stack configures IPv4 addresses at once, as Linux does: no probing, so
