@@ -44,11 +44,16 @@ func icmp6Catcher(t testing.TB, s *Stack, types ...uint8) chan icmp6Msg {
 // pair6 makes two hosts on one emulated network with static neighbour
 // entries for each other (NDP is not needed for these tests).
 func pair6(t testing.TB, seed uint64, pcA, pcB emu.PortConfig) (a, b *testHost) {
+	return pair6Opts(t, seed, Options{Seed: seed}, pcA, pcB)
+}
+
+func pair6Opts(t testing.TB, seed uint64, opts Options, pcA, pcB emu.PortConfig) (a, b *testHost) {
 	t.Helper()
 	nw := newTestNet(t, seed)
 	no := NICOptions{NoDAD: true, NoAutoconf: true}
-	a = newTestHostNIC(t, nw, Options{Seed: seed}, no, pcA, "2001:db8::1/64", "fe80::1/64")
-	b = newTestHostNIC(t, nw, Options{Seed: seed + 1}, no, pcB, "2001:db8::2/64", "fe80::2/64")
+	a = newTestHostNIC(t, nw, opts, no, pcA, "2001:db8::1/64", "fe80::1/64")
+	opts.Seed++
+	b = newTestHostNIC(t, nw, opts, no, pcB, "2001:db8::2/64", "fe80::2/64")
 	link6(t, a, b, "2001:db8::2", "fe80::2")
 	link6(t, b, a, "2001:db8::1", "fe80::1")
 	return a, b
