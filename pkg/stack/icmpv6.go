@@ -58,6 +58,9 @@ func (s *Stack) handleICMPv6(pi *PacketInfo, h wire.IPv6, msg []byte, tentative 
 // multicast group, as Linux does (icmp_echo_ignore_multicast is 0): the
 // reply then comes from our address on that NIC.
 func (s *Stack) icmpv6Echo(pi *PacketInfo, m wire.ICMPv6) {
+	if pi.Src.IsUnspecified() {
+		return // nobody to answer (RFC 4443 §2.2)
+	}
 	var src netip.Addr
 	if !pi.Dst.IsMulticast() {
 		src = pi.Dst
@@ -85,7 +88,11 @@ func (s *Stack) routeBack6(n *NIC, src, dst netip.Addr) (Route, error) {
 		src = netip.Addr{}
 	}
 	if !src.IsValid() && n != nil && !n.loopback {
-		src, _ = n.primaryAddress(dst)
+		// The incoming NIC's address, unless it is link-local and the
+		// peer is not: then the stack picks one of wide enough scope.
+		if a, ok := n.primaryAddress(dst); ok && (!a.IsLinkLocalUnicast() || dst.IsLinkLocalUnicast()) {
+			src = a
+		}
 	}
 	r, err := s.FindRoute(nic, src, dst)
 	if err != nil {
@@ -108,7 +115,12 @@ func (s *Stack) icmpv6ErrorReceived(pi *PacketInfo, m wire.ICMPv6) {
 		// RFC 8201 §4: never below the IPv6 minimum MTU; a smaller
 		// value still lowers the path MTU to 1280.
 		mtu := max(int(m.MTU()), wire.IPv6MinMTU)
-		e.MTU = s.pmtu.update(q.Dst(), mtu)
+		e.MTU = mtu
+		// Only about a packet we sent (RFC 8201 §5.2: the quoted packet
+		// must identify a flow of ours).
+		if s.IsLocal(q.Src()) {
+			e.MTU = s.pmtu.update(q.Dst(), mtu)
+		}
 	case wire.ICMPv6ParamProblem:
 		e.Pointer = int(m.Pointer())
 	}

@@ -223,10 +223,10 @@ func TestIPv6FragmentedEcho(t *testing.T) {
 func TestIPv6PacketTooBigLowersPMTU(t *testing.T) {
 	a, b := pair6(t, 63, emu.PortConfig{}, emu.PortConfig{})
 	dst := mustAddr("2001:db8::2")
-	ptb := func(mtu uint32) {
-		// b tells a that a packet from a was too big.
+	ptbAbout := func(src string, mtu uint32) {
+		// b tells a that a packet from src was too big.
 		orig := make([]byte, 1300)
-		(&wire.IPv6Fields{NextHeader: wire.IPProtoUDP, HopLimit: 64, Src: mustAddr("2001:db8::1"),
+		(&wire.IPv6Fields{NextHeader: wire.IPProtoUDP, HopLimit: 64, Src: mustAddr(src),
 			Dst: dst, PayloadLen: 1260}).Encode(orig)
 		r, err := b.s.FindRoute(0, netip.Addr{}, mustAddr("2001:db8::1"))
 		if err != nil {
@@ -253,11 +253,15 @@ func TestIPv6PacketTooBigLowersPMTU(t *testing.T) {
 		m, _ := a.s.PathMTU(dst)
 		t.Fatalf("path MTU %d, want %d", m, want)
 	}
+	ptb := func(mtu uint32) { ptbAbout("2001:db8::1", mtu) }
+	// One about a packet that is not ours changes nothing (had it been
+	// applied, the path MTU would be 1300 below).
+	ptbAbout("2001:db8::77", 1300)
 	ptb(1400)
 	waitPMTU(1400)
 	ptb(600) // below the minimum: 1280 (RFC 8201 §4)
 	waitPMTU(1280)
-	if got := a.s.stats.ICMP6.InPktTooBigs.Load(); got != 2 {
+	if got := a.s.stats.ICMP6.InPktTooBigs.Load(); got != 3 {
 		t.Errorf("Icmp6InPktTooBigs = %d", got)
 	}
 	// A 1400-byte echo is now fragmented to 1280-byte packets.
@@ -409,4 +413,73 @@ func TestIPv6ForwardingPacketTooBig(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEchoReply(t, wait6(t, replies, "reply after PTB"), 2, 2, 1400)
+}
+
+// TestIPv6RouterAlertAndUnspecifiedSource: the Router Alert hop-by-hop
+// option (RFC 2711, value 0 for MLD), the unspecified source that DAD and
+// MLD use, the multicast hop limit default of 1, and a fragmented packet
+// whose unfragmentable part holds the Hop-by-Hop header (RFC 8200 §4.5).
+func TestIPv6RouterAlertAndUnspecifiedSource(t *testing.T) {
+	a, b := pair6(t, 64, emu.PortConfig{}, emu.PortConfig{})
+	type got struct {
+		pi      PacketInfo
+		payload []byte
+	}
+	ch := make(chan got, 4)
+	b.s.AddRawHandler(true, protoTest, func(pi *PacketInfo, pkt []byte) {
+		x := *pi
+		x.Network = bytes.Clone(pi.Network)
+		ch <- got{x, bytes.Clone(pkt)}
+	})
+	recv := func() got {
+		t.Helper()
+		select {
+		case g := <-ch:
+			return g
+		case <-time.After(3 * time.Second):
+			t.Fatal("nothing delivered")
+		}
+		return got{}
+	}
+	checkRA := func(network []byte) {
+		t.Helper()
+		if len(network) != 48 || network[6] != wire.IPProtoHopByHop {
+			t.Fatalf("network headers %x", network)
+		}
+		hbh, err := wire.ParseIPv6Options(network[40:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := hbh.RouterAlert(); !ok || v != wire.IPv6RouterAlertMLD || hbh.NextHeader() != protoTest {
+			t.Errorf("router alert %d %v, next header %d", v, ok, hbh.NextHeader())
+		}
+	}
+
+	group := mustAddr("ff02::1")
+	r := Route{NIC: a.nic, Dst: group, NextHop: group, MTU: a.nic.MTU(), Kind: RouteMulticast}
+	if err := a.s.WritePacket(&r, NewPacketFrom(testData), WriteOptions{Proto: protoTest, RouterAlert6: true}); err != nil {
+		t.Fatal(err)
+	}
+	g := recv()
+	if !g.pi.Src.IsUnspecified() || g.pi.Dst != group || g.pi.TTL != 1 || !bytes.Equal(g.payload, testData) {
+		t.Errorf("got src %v dst %v hop %d payload %q", g.pi.Src, g.pi.Dst, g.pi.TTL, g.payload)
+	}
+	checkRA(g.pi.Network)
+
+	big := bytes.Repeat(testData, 200) // 3200 bytes: three fragments
+	ru, err := a.s.FindRoute(0, netip.Addr{}, mustAddr("2001:db8::2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.s.WritePacket(&ru, NewPacketFrom(big), WriteOptions{Proto: protoTest, RouterAlert6: true, TTL: 9}); err != nil {
+		t.Fatal(err)
+	}
+	g = recv()
+	if g.pi.TTL != 9 || !bytes.Equal(g.payload, big) {
+		t.Errorf("reassembled hop %d, %d bytes", g.pi.TTL, len(g.payload))
+	}
+	checkRA(g.pi.Network)
+	if got := a.s.stats.IP6.FragCreates.Load(); got != 3 {
+		t.Errorf("FragCreates = %d, want 3", got)
+	}
 }
