@@ -195,6 +195,14 @@ func TestIPv6PortUnreachable(t *testing.T) {
 	}
 	b.s.handleIPv6(b.nic, pkt6(mustAddr("ff02::1"), wire.IPProtoUDP, testData), PacketMulticast)
 	expectNone6(t, errs, 50*time.Millisecond, "port unreachable for multicast")
+	// RFC 4443 §2.4 (e.3): nor for a unicast packet in a link-layer
+	// broadcast or multicast frame.
+	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::2"), wire.IPProtoUDP, testData), PacketBroadcast)
+	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::2"), wire.IPProtoUDP, testData), PacketMulticast)
+	expectNone6(t, errs, 50*time.Millisecond, "port unreachable for a link-layer broadcast")
+	if got := b.s.stats.ICMP6.OutDestUnreachs.Load(); got != 1 {
+		t.Errorf("Icmp6OutDestUnreachs = %d, want 1", got)
+	}
 }
 
 type noEndpoint struct{}

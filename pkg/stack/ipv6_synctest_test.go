@@ -75,3 +75,54 @@ func TestIPv6ReassemblyTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestIPv6ImpairedFragmentedEcho: 4000-byte echoes, fragmented both ways,
+// over links that delay, reorder, duplicate and lose frames. Every reply
+// that arrives is intact; with loss only some do, and reassembly state of
+// the lost ones times out.
+func TestIPv6ImpairedFragmentedEcho(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		im   emu.Impairments
+	}{
+		{"reorder-duplicate", emu.Impairments{Delay: 5 * time.Millisecond, Jitter: 4 * time.Millisecond, Reorder: 0.3, Duplicate: 0.2}},
+		{"loss-corrupt", emu.Impairments{Delay: 2 * time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.1, Corrupt: 0.05}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pc := emu.PortConfig{Out: c.im}
+				a, b := pair6Opts(t, 92, Options{Seed: 92, ICMPRateLimit: -1}, pc, pc)
+				replies := icmp6Catcher(t, a.s, wire.ICMPv6EchoReply)
+				const n = 30
+				for seq := range uint16(n) {
+					if err := sendEcho6(t, a.s, 0, mustAddr("2001:db8::2"), 42, seq, 4000, WriteOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(time.Second)
+				synctest.Wait()
+				seen := map[uint16]bool{}
+				for len(replies) > 0 {
+					m := <-replies
+					r := wire.ICMPv6(m.msg)
+					checkEchoReply(t, m, 42, r.Seq(), 4000)
+					seen[r.Seq()] = true
+				}
+				t.Logf("%d of %d echoes answered; b ReasmOKs %d ReasmFails %d; a ReasmOKs %d",
+					len(seen), n, b.s.stats.IP6.ReasmOKs.Load(), b.s.stats.IP6.ReasmFails.Load(), a.s.stats.IP6.ReasmOKs.Load())
+				if c.im.Loss == 0 && len(seen) != n {
+					t.Errorf("only %d of %d answered without loss", len(seen), n)
+				}
+				if c.im.Loss > 0 && (len(seen) == 0 || len(seen) == n) {
+					t.Errorf("%d of %d answered with 10%% loss per frame", len(seen), n)
+				}
+				time.Sleep(61 * time.Second) // leftovers time out
+				synctest.Wait()
+				if p := b.s.reasm6.Pending(); p != 0 {
+					t.Errorf("%d datagrams still pending after the timeout", p)
+				}
+			})
+		})
+	}
+}
