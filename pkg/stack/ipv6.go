@@ -331,7 +331,7 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		return
 	}
 	src, dst := h.Src(), h.Dst()
-	if src.IsUnspecified() {
+	if src.IsUnspecified() || dst.IsUnspecified() {
 		st.InAddrErrors.Add(1)
 		return
 	}

@@ -336,3 +336,36 @@ func FuzzIPv6Input(f *testing.F) {
 		}
 	})
 }
+
+// FuzzICMPv6Input feeds arbitrary ICMPv6 messages, with a valid checksum,
+// to a host: errors quoting anything, echo, NDP and MLD types.
+func FuzzICMPv6Input(f *testing.F) {
+	uni := mustAddr("2001:db8::2")
+	quoted := pkt6(mustAddr("2001:db8::2"), wire.IPProtoUDP, testData)
+	for _, typ := range []uint8{1, 2, 3, 4} {
+		f.Add(append([]byte{typ, 0, 0, 0, 0, 0, 5, 0}, quoted...), false)
+	}
+	f.Add(append([]byte{2, 0, 0, 0, 0, 0, 5, 0}, pkt6(uni, 44, frag6(17, 0, true, 1, testData))...), false)
+	f.Add([]byte{128, 0, 0, 0, 0, 1, 0, 1, 'x'}, true)
+	f.Add([]byte{135, 0, 0, 0, 0, 0, 0, 0}, false)
+	nw := emu.NewNetwork(2)
+	defer nw.Close()
+	h := newTestHost(f, nw, Options{Seed: 2}, "2001:db8::2/64")
+	h.s.RegisterTransport(wire.IPProtoUDP, noEndpoint{})
+	f.Fuzz(func(t *testing.T, msg []byte, multicast bool) {
+		if len(msg) < 4 || len(msg) > 2000 {
+			return
+		}
+		dst, pt := uni, PacketHost
+		if multicast {
+			dst, pt = mustAddr("ff02::1"), PacketMulticast
+		}
+		p := pkt6(dst, wire.IPProtoICMPv6, msg)
+		wire.SetICMPv6Checksum(p[40:], mustAddr("2001:db8::1"), dst)
+		orig := bytes.Clone(p)
+		h.s.handleIPv6(h.nic, p, pt)
+		if !bytes.Equal(orig, p) {
+			t.Fatal("input modified the packet")
+		}
+	})
+}
