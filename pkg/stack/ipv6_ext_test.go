@@ -369,3 +369,39 @@ func FuzzICMPv6Input(f *testing.F) {
 		}
 	})
 }
+
+// refuser finds no endpoint for any packet and records errors.
+type refuser chan ICMPError
+
+func (refuser) HandlePacket(*PacketInfo, []byte) bool { return false }
+func (c refuser) HandleError(e *ICMPError)            { c <- *e }
+
+// TestIPv6LoopbackPortUnreachable: UDP to a closed port on one of our
+// own addresses comes back through lo as port unreachable to the sending
+// transport (ECONNREFUSED on loopback, as in Linux).
+func TestIPv6LoopbackPortUnreachable(t *testing.T) {
+	a, _ := pair6(t, 85, emu.PortConfig{}, emu.PortConfig{})
+	got := make(refuser, 4)
+	a.s.RegisterTransport(wire.IPProtoUDP, got)
+	for _, dst := range []string{"::1", "2001:db8::1"} {
+		r, err := a.s.FindRoute(0, netip.Addr{}, mustAddr(dst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != RouteLocal {
+			t.Fatalf("route to %s is not local", dst)
+		}
+		udp := []byte{0x30, 0x39, 0x9c, 0x41, 0, 8, 0, 0}
+		if err := a.s.WritePacket(&r, NewPacketFrom(udp), WriteOptions{Proto: wire.IPProtoUDP}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-got:
+			if e.Code != wire.ICMPv6CodePortUnreachable || e.Dst != mustAddr(dst) || e.From != mustAddr(dst) {
+				t.Errorf("%s: error %+v", dst, e)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: no port unreachable", dst)
+		}
+	}
+}
