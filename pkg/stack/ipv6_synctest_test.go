@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,4 +126,37 @@ func TestIPv6ImpairedFragmentedEcho(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestIPv6AddressUnreachable: a packet waiting for a neighbour that never
+// answers is returned to its sender as address unreachable (RFC 4861
+// §7.2.2, ICMPv6 1/3), which reaches the sending transport.
+func TestIPv6AddressUnreachable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := pair6(t, 93, emu.PortConfig{}, emu.PortConfig{})
+		got := make(errCatcher, 4)
+		a.s.RegisterTransport(wire.IPProtoUDP, got)
+		dst := mustAddr("2001:db8::5")
+		r, err := a.s.FindRoute(0, netip.Addr{}, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		udp := []byte{0x30, 0x39, 0x9c, 0x41, 0, 8, 0, 0}
+		if err := a.s.WritePacket(&r, NewPacketFrom(udp), WriteOptions{Proto: wire.IPProtoUDP}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second) // RFC 4861: 3 solicitations, 1 s apart
+		synctest.Wait()
+		select {
+		case e := <-got:
+			if e.Type != wire.ICMPv6DstUnreachable || e.Code != wire.ICMPv6CodeAddrUnreachable || e.Dst != dst {
+				t.Errorf("error %+v", e)
+			}
+		default:
+			t.Fatal("no address unreachable")
+		}
+		if a.s.stats.IP6.OutDiscards.Load() != 1 {
+			t.Errorf("Ip6OutDiscards = %d", a.s.stats.IP6.OutDiscards.Load())
+		}
+	})
 }
