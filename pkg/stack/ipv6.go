@@ -235,6 +235,15 @@ func (s *Stack) fragment6(n *NIC, h wire.IPv6, pt PacketType, tentative bool, eh
 		st.ReasmFails.Add(1)
 		return
 	}
+	if fh.FragmentOffset() == 0 && !headerChainComplete(fh.NextHeader(), h[dataOff:]) {
+		// RFC 8200 §4.5 (RFC 7112): the first fragment must hold the
+		// whole header chain, up to the upper-layer header; Parameter
+		// Problem code 3, pointer 0, as Linux's ipv6frag_thdr_truncated.
+		st.ReasmFails.Add(1)
+		st.InHdrErrors.Add(1)
+		s.icmpv6Error(n, h, pt, wire.ICMPv6ParamProblem, wire.ICMPv6CodeIncompleteHeaderChain, 0)
+		return
+	}
 	src, dst := h.Src(), h.Dst()
 	if src.IsLinkLocalUnicast() || dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
 		// Link-local addresses are per link: keep interfaces apart.
@@ -278,6 +287,29 @@ func (s *Stack) fragment6(n *NIC, h wire.IPv6, pt PacketType, tentative bool, eh
 	buf[4], buf[5] = byte((total-wire.IPv6HeaderLen)>>8), byte(total-wire.IPv6HeaderLen)
 	st.ReasmOKs.Add(1)
 	s.receiveLocal6(n, wire.IPv6(buf), pt, false, len(hdr), nhField, nextHdr, true)
+}
+
+// headerChainComplete reports whether data, the fragmentable part of a
+// first fragment starting with a header of type next, holds every
+// extension header and the fixed part of a TCP, UDP or ICMPv6 header.
+func headerChainComplete(next uint8, data []byte) bool {
+	it := wire.NewIPv6ExtIter(next, data)
+	for _, ok := it.Next(); ok; _, ok = it.Next() {
+	}
+	if errors.Is(it.Err(), wire.ErrTruncated) {
+		return false
+	}
+	proto, off := it.Upper()
+	need := 0
+	switch proto {
+	case wire.IPProtoTCP:
+		need = 20
+	case wire.IPProtoUDP:
+		need = 8
+	case wire.IPProtoICMPv6:
+		need = wire.ICMPv6ErrorHeaderLen
+	}
+	return off+need <= len(data)
 }
 
 // deliver6 hands the upper-layer protocol at offset upper to ICMPv6, the

@@ -111,6 +111,9 @@ func TestIPv6ExtensionHeaders(t *testing.T) {
 			pkt6(uni, 44, frag6(protoTest, 8, true, 10, testData)),
 			pkt6(uni, 44, frag6(protoTest, 16, false, 10, testData)),
 		}, drop},
+		// RFC 7112: the first fragment must carry the whole header chain.
+		{"first-fragment-incomplete-chain", [][]byte{pkt6(uni, 44, frag6(60, 0, true, 12, opts6(wire.IPProtoUDP, 0x1f)))},
+			pp(wire.ICMPv6CodeIncompleteHeaderChain, 0)},
 		{"fragment-unaligned", [][]byte{pkt6(uni, 44, frag6(protoTest, 0, true, 11, testData[:10]))},
 			pp(wire.ICMPv6CodeErroneousHeader, 4)},
 	}
