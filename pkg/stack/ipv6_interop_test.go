@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/pkg/stack/route"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
@@ -136,6 +137,65 @@ except socket.timeout:
 	if s.stats.ICMP6.OutDestUnreachs.Load() != 1 {
 		t.Errorf("Icmp6OutDestUnreachs = %d", s.stats.ICMP6.OutDestUnreachs.Load())
 	}
+}
+
+// TestKernelRouterErrors6: the kernel as our router sends us Packet Too
+// Big for a packet bound for a 1280-MTU link (we lower the path MTU, RFC
+// 8201, and fragment the retry to it), Time Exceeded for hop limit 1, and
+// Destination Unreachable (no route).
+func TestKernelRouterErrors6(t *testing.T) {
+	l, _, s, n := newKernelLab6(t)
+	l.Sysctl(t, "net.ipv6.conf.all.forwarding", "1")
+	// A 1280-MTU link inside the lab (a veth pair; the far end is a
+	// static neighbour that never answers, so nothing waits on NDP).
+	l.MustIP(t, "link", "add", "sbv6a", "mtu", "1280", "type", "veth", "peer", "name", "sbv6b", "mtu", "1280")
+	l.MustIP(t, "-6", "addr", "add", "fd00:c::1/64", "dev", "sbv6a", "nodad")
+	l.MustIP(t, "link", "set", "sbv6a", "up")
+	l.MustIP(t, "link", "set", "sbv6b", "up")
+	l.MustIP(t, "-6", "neigh", "replace", "fd00:c::2", "lladdr", "02:00:00:00:00:01", "dev", "sbv6a", "nud", "permanent")
+	for _, p := range []string{"fd00:c::/64", "fd00:d::/64"} {
+		if err := s.Routes().Add(route.Route{Dst: netip.MustParsePrefix(p), Gateway: kernel6.Addr(), NIC: n.Index()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := icmp6Catcher(t, s, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6DstUnreachable)
+	far := mustAddr("fd00:c::2")
+	expect := func(typ, code uint8) icmp6Msg {
+		t.Helper()
+		m := wait6(t, errs, "kernel ICMPv6 error")
+		if m.msg[0] != typ || m.msg[1] != code || m.src != kernel6.Addr() {
+			t.Fatalf("got type %d code %d from %v, want %d/%d from the kernel", m.msg[0], m.msg[1], m.src, typ, code)
+		}
+		return m
+	}
+
+	if err := sendEcho6(t, s, 0, far, 1, 1, 1400, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := expect(wire.ICMPv6PacketTooBig, 0)
+	if mtu := wire.ICMPv6(m.msg).MTU(); mtu != 1280 {
+		t.Errorf("PTB MTU %d", mtu)
+	}
+	if got, _ := s.PathMTU(far); got != 1280 {
+		t.Errorf("path MTU %d, want 1280", got)
+	}
+	frags := s.stats.IP6.FragCreates.Load()
+	if err := sendEcho6(t, s, 0, far, 1, 2, 1400, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stats.IP6.FragCreates.Load() - frags; got != 2 {
+		t.Errorf("retry went out in %d fragments, want 2", got)
+	}
+
+	if err := sendEcho6(t, s, 0, far, 1, 3, 8, WriteOptions{TTL: 1}); err != nil {
+		t.Fatal(err)
+	}
+	expect(wire.ICMPv6TimeExceeded, wire.ICMPv6CodeHopLimitExceeded)
+
+	if err := sendEcho6(t, s, 0, mustAddr("fd00:d::1"), 1, 4, 8, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect(wire.ICMPv6DstUnreachable, wire.ICMPv6CodeNoRoute)
 }
 
 func kernelCounter(t *testing.T, l *netlab.Lab, name string) int {
