@@ -15,22 +15,27 @@ import (
 // address only feeds DAD (RFC 4862 §5.4).
 func (s *Stack) handleICMPv6(pi *PacketInfo, h wire.IPv6, msg []byte, tentative bool) {
 	st := &s.stats.ICMP6
-	st.InMsgs.Add(1)
-	m, err := wire.ParseICMPv6(msg)
-	if err != nil {
+	if len(msg) < wire.ICMPv6HeaderLen {
 		st.InErrors.Add(1)
 		return
 	}
-	// RFC 4443 §2.3: the checksum covers the pseudo-header.
-	if !m.ChecksumValid(pi.Src, pi.Dst) {
+	// RFC 4443 §2.3: the checksum covers the pseudo-header. Linux
+	// counts InMsgs and the type only for messages that pass it.
+	if !wire.ICMPv6(msg).ChecksumValid(pi.Src, pi.Dst) {
 		st.InCsumErrors.Add(1)
 		st.InErrors.Add(1)
 		return
 	}
-	t := m.Type()
+	t := msg[0]
+	st.InMsgs.Add(1)
 	s.stats.ICMP6Msg.In[t].Add(1)
 	if c := s.icmp6TypeCounter(true, t); c != nil {
 		c.Add(1)
+	}
+	m, err := wire.ParseICMPv6(msg)
+	if err != nil {
+		st.InErrors.Add(1) // too short for its type
+		return
 	}
 	if tentative {
 		if t == wire.ICMPv6NeighborSolicit || t == wire.ICMPv6NeighborAdvert {

@@ -262,8 +262,10 @@ func TestIPv6ChecksumAndTentative(t *testing.T) {
 	bad := bytes.Clone(echo)
 	bad[2] ^= 0xff
 	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::2"), 58, bad), PacketHost)
-	if b.s.stats.ICMP6.InCsumErrors.Load() != 1 || b.s.stats.ICMP6.InErrors.Load() != 1 {
-		t.Error("bad checksum not counted")
+	if b.s.stats.ICMP6.InCsumErrors.Load() != 1 || b.s.stats.ICMP6.InErrors.Load() != 1 ||
+		b.s.stats.ICMP6.InMsgs.Load() != 0 {
+		t.Errorf("bad checksum: InCsumErrors %d InErrors %d InMsgs %d, want 1 1 0", b.s.stats.ICMP6.InCsumErrors.Load(),
+			b.s.stats.ICMP6.InErrors.Load(), b.s.stats.ICMP6.InMsgs.Load())
 	}
 	expectNone6(t, replies, 30*time.Millisecond, "reply to a bad checksum")
 
