@@ -84,10 +84,11 @@ func (s *Stack) handleIPv6(n *NIC, pkt []byte, pt PacketType) {
 		state, _ := ln.addressState(dst)
 		switch {
 		case state.usable():
-		case state == Tentative:
-			// RFC 4862 §5.4: only NS and NA may reach a tentative address.
+		case state == Tentative && next == wire.IPProtoICMPv6:
+			// RFC 4862 §5.4: only NS and NA may reach a tentative
+			// address (handleICMPv6 lets no other type through).
 			tentative = true
-		default: // Duplicate
+		default: // Duplicate, or tentative and not ICMPv6: silently
 			st.InAddrErrors.Add(1)
 			return
 		}
