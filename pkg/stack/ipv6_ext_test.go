@@ -279,6 +279,12 @@ func TestIPv6ChecksumAndTentative(t *testing.T) {
 	wire.SetICMPv6Checksum(echo3, mustAddr("2001:db8::1"), mustAddr("2001:db8::3"))
 	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::3"), 58, echo3), PacketHost)
 	expectNone6(t, replies, 30*time.Millisecond, "reply from a tentative address")
+	errs := icmp6Catcher(t, a.s, wire.ICMPv6ParamProblem)
+	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::3"), 254, testData), PacketHost)
+	expectNone6(t, errs, 30*time.Millisecond, "error about a packet to a tentative address")
+	if got := b.s.stats.IP6.InAddrErrors.Load(); got != 1 {
+		t.Errorf("Ip6InAddrErrors = %d, want 1", got)
+	}
 	// The good one is answered.
 	b.s.handleIPv6(b.nic, pkt6(mustAddr("2001:db8::2"), 58, echo), PacketHost)
 	wait6(t, replies, "echo reply")
