@@ -108,10 +108,14 @@ func neighbours(t testing.TB, a *NIC, aIP string, b *NIC, bIP string) {
 
 // pair is two hosts on one emulated segment: a 10.0.0.1, b 10.0.0.2.
 func newPair(t testing.TB, mtu int) (a, b *testHost) {
+	return newPairOpts(t, mtu, Options{Seed: 1}, Options{Seed: 2})
+}
+
+func newPairOpts(t testing.TB, mtu int, oa, ob Options) (a, b *testHost) {
 	nw := newTestNet(t, 7)
 	no := NICOptions{NoDAD: true, NoAutoconf: true}
-	a = newTestHostNIC(t, nw, Options{Seed: 1}, no, emu.PortConfig{MTU: mtu}, "10.0.0.1/24")
-	b = newTestHostNIC(t, nw, Options{Seed: 2}, no, emu.PortConfig{MTU: mtu}, "10.0.0.2/24")
+	a = newTestHostNIC(t, nw, oa, no, emu.PortConfig{MTU: mtu}, "10.0.0.1/24")
+	b = newTestHostNIC(t, nw, ob, no, emu.PortConfig{MTU: mtu}, "10.0.0.2/24")
 	neighbours(t, a.nic, "10.0.0.1", b.nic, "10.0.0.2")
 	return a, b
 }
@@ -678,115 +682,3 @@ func TestIPv4SourceRoute(t *testing.T) {
 	}
 }
 
-func TestIPv4ICMPErrorRules(t *testing.T) {
-	nw := newTestNet(t, 31)
-	h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
-	mk := func(f wire.IPv4Fields, payload []byte) []byte {
-		if f.TTL == 0 {
-			f.TTL = 64
-		}
-		if !f.Src.IsValid() {
-			f.Src = mustAddr("10.0.0.7")
-		}
-		if !f.Dst.IsValid() {
-			f.Dst = mustAddr("10.0.0.1")
-		}
-		if f.Protocol == 0 {
-			f.Protocol = wire.IPProtoUDP
-		}
-		return ipv4Packet(t, f, payload)
-	}
-	icmp := func(typ uint8) []byte { return []byte{typ, 0, 0, 0, 0, 0, 0, 0} }
-	cases := []struct {
-		name string
-		pt   PacketType
-		pkt  []byte
-		want bool
-	}{
-		{"unicast UDP", PacketHost, mk(wire.IPv4Fields{}, make([]byte, 8)), true},
-		{"link broadcast", PacketBroadcast, mk(wire.IPv4Fields{}, make([]byte, 8)), false},
-		{"link multicast", PacketMulticast, mk(wire.IPv4Fields{}, make([]byte, 8)), false},
-		{"to limited broadcast", PacketHost, mk(wire.IPv4Fields{Dst: broadcast4}, make([]byte, 8)), false},
-		{"to directed broadcast", PacketHost, mk(wire.IPv4Fields{Dst: mustAddr("10.0.0.255")}, make([]byte, 8)), false},
-		{"to multicast", PacketHost, mk(wire.IPv4Fields{Dst: mustAddr("224.0.0.9")}, make([]byte, 8)), false},
-		{"from 0.0.0.0", PacketHost, mk(wire.IPv4Fields{Src: mustAddr("0.0.0.0")}, make([]byte, 8)), false},
-		{"from 0/8", PacketHost, mk(wire.IPv4Fields{Src: mustAddr("0.1.2.3")}, make([]byte, 8)), false},
-		{"from broadcast", PacketHost, mk(wire.IPv4Fields{Src: broadcast4}, make([]byte, 8)), false},
-		{"from multicast", PacketHost, mk(wire.IPv4Fields{Src: mustAddr("239.1.1.1")}, make([]byte, 8)), false},
-		{"from class E", PacketHost, mk(wire.IPv4Fields{Src: mustAddr("240.0.0.1")}, make([]byte, 8)), false},
-		{"from subnet broadcast", PacketHost, mk(wire.IPv4Fields{Src: mustAddr("10.0.0.255")}, make([]byte, 8)), false},
-		{"first fragment", PacketHost, mk(wire.IPv4Fields{MF: true}, make([]byte, 8)), true},
-		{"later fragment", PacketHost, mk(wire.IPv4Fields{FragmentOffset: 8}, make([]byte, 8)), false},
-		{"about echo request", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(8)), true},
-		{"about echo reply", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(0)), true},
-		{"about dest unreachable", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(3)), false},
-		{"about time exceeded", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(11)), false},
-		{"about redirect", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(5)), false},
-		{"about parameter problem", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(12)), false},
-		{"about unknown ICMP type", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, icmp(200)), false},
-		{"about empty ICMP", PacketHost, mk(wire.IPv4Fields{Protocol: 1}, nil), false},
-		{"truncated header", PacketHost, mk(wire.IPv4Fields{}, nil)[:12], false},
-	}
-	for _, c := range cases {
-		if got := h.s.icmpv4ErrorAllowed(h.nic, c.pt, c.pkt); got != c.want {
-			t.Errorf("%s: allowed %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
-func TestIPv4TimestampRequest(t *testing.T) {
-	a, _ := newPair(t, 0)
-	rx := captureICMP(t, a.s)
-	r, _ := a.s.FindRoute(0, netip.Addr{}, mustAddr("10.0.0.2"))
-	p := NewPacket(20)
-	copy(p.Bytes()[8:], []byte{0, 0, 0x12, 0x34})
-	f := wire.ICMPv4Fields{Type: wire.ICMPv4Timestamp, Ident: 4, Seq: 5, PayloadLen: 12}
-	f.Encode(p.Bytes())
-	if err := a.s.WritePacket(&r, p, WriteOptions{Proto: 1}); err != nil {
-		t.Fatal(err)
-	}
-	rep := waitICMP(t, rx, wire.ICMPv4TimestampReply)
-	d := rep.icmp().Data()
-	if rep.icmp().Ident() != 4 || rep.icmp().Seq() != 5 || len(d) != 12 || !bytes.Equal(d[:4], []byte{0, 0, 0x12, 0x34}) {
-		t.Fatalf("timestamp reply % x", []byte(rep.icmp()))
-	}
-	if ts := uint32(d[4])<<24 | uint32(d[5])<<16 | uint32(d[6])<<8 | uint32(d[7]); ts >= 86400000 {
-		t.Errorf("receive timestamp %d not in ms since midnight", ts)
-	}
-}
-
-func TestIPv4EchoToBroadcastIgnored(t *testing.T) {
-	a, b := newPair(t, 0)
-	rx := captureICMP(t, a.s)
-	for _, dst := range []string{"10.0.0.255", "255.255.255.255"} {
-		r, err := a.s.FindRoute(a.nic.Index(), netip.Addr{}, mustAddr(dst))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := NewPacket(8)
-		f := wire.ICMPv4Fields{Type: wire.ICMPv4Echo, Ident: 1, Seq: 1}
-		f.Encode(p.Bytes())
-		if err := a.s.WritePacket(&r, p, WriteOptions{Proto: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	noICMP(t, rx, wire.ICMPv4EchoReply, 300*time.Millisecond)
-	if v := b.s.Stats().ICMP.InEchos.Load(); v != 2 {
-		t.Errorf("B InEchos %d, want 2", v)
-	}
-	if v := b.s.Stats().ICMP.OutEchoReps.Load(); v != 0 {
-		t.Errorf("B answered a broadcast echo")
-	}
-}
-
-func TestIPv4ICMPChecksumError(t *testing.T) {
-	a, b := newPair(t, 0)
-	m := []byte{8, 0, 0, 0, 0, 1, 0, 1, 'x'} // checksum left zero
-	pkt := ipv4Packet(t, wire.IPv4Fields{TTL: 64, Protocol: 1, Src: mustAddr("10.0.0.1"), Dst: mustAddr("10.0.0.2")}, m)
-	b.nic.DeliverFrame(frameTo(b.nic, b.nic.MAC(), pkt))
-	st := b.s.Stats()
-	if st.ICMP.InCsumErrors.Load() != 1 || st.ICMP.InErrors.Load() != 1 || st.ICMP.InEchos.Load() != 0 {
-		t.Errorf("csum %d errors %d echos %d", st.ICMP.InCsumErrors.Load(), st.ICMP.InErrors.Load(), st.ICMP.InEchos.Load())
-	}
-	_ = a
-}
