@@ -681,4 +681,3 @@ func TestIPv4SourceRoute(t *testing.T) {
 		}
 	}
 }
-
