@@ -150,6 +150,17 @@ func (s *Stack) martianSource4(n *NIC, src, dst netip.Addr, proto uint8) bool {
 	return s.IsLocal(src)
 }
 
+// anyDirectedBroadcast reports whether a is the broadcast address of a
+// subnet on any NIC.
+func (s *Stack) anyDirectedBroadcast(a netip.Addr) bool {
+	for _, n := range s.NICs() {
+		if n.directedBroadcast(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // isLocalMulticast4 reports 224.0.0.0/24, the link-local groups.
 func isLocalMulticast4(a netip.Addr) bool {
 	b := a.As4()
@@ -205,6 +216,11 @@ func (s *Stack) handleIPv4(n *NIC, pkt []byte, pt PacketType) {
 		return
 	case s.IsLocal(dst):
 		local = true
+	case s.anyDirectedBroadcast(dst):
+		// Linux's local table holds every interface's broadcast address,
+		// so a datagram to another subnet's broadcast address is received
+		// as a broadcast, not forwarded (bc_forwarding=0).
+		local, bcast = true, true
 	}
 
 	opts, bad := scanOptions4(h)

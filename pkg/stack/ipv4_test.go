@@ -120,6 +120,18 @@ func newPairOpts(t testing.TB, mtu int, oa, ob Options) (a, b *testHost) {
 	return a, b
 }
 
+// eventually waits up to 2 s for cond.
+func eventually(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return // the assertions that follow report it
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func pattern(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -146,6 +158,8 @@ func TestIPv4PingEcho(t *testing.T) {
 		}
 	}
 	bs, as := b.s.Stats(), a.s.Stats()
+	// B counts the delivery after answering: let it finish.
+	eventually(t, func() bool { return bs.IP.InDelivers.Load() == 3 })
 	if v := bs.ICMP.InEchos.Load(); v != 3 {
 		t.Errorf("B InEchos %d", v)
 	}
@@ -679,5 +693,56 @@ func TestIPv4SourceRoute(t *testing.T) {
 				t.Fatal("source-routed packet not forwarded")
 			}
 		}
+	}
+}
+
+func TestIPv4ForwardRecordRoute(t *testing.T) {
+	// ping -R through R: A records itself, R its outgoing address each
+	// way, B itself as receiver and as the reply's sender.
+	x := newRouted(t, Options{Seed: 2}, 0)
+	rx := captureICMP(t, x.a.s)
+	if err := sendEcho(x.a.s, mustAddr("10.0.2.1"), 2, 1, []byte("rr via R"), WriteOptions{IPv4Options: wire.AppendIPv4RecordRoute(nil, 9)}); err != nil {
+		t.Fatal(err)
+	}
+	r := waitICMP(t, rx, wire.ICMPv4EchoReply)
+	it := r.h().OptionIter()
+	o, _ := it.Next()
+	want := []string{"10.0.1.1", "10.0.2.254", "10.0.2.1", "10.0.2.1", "10.0.1.254"}
+	if o.Type() != wire.IPv4OptRecordRoute || o.RouteUsed() != len(want) {
+		t.Fatalf("option % x", []byte(o))
+	}
+	for i, w := range want {
+		if o.RouteAddr(i) != mustAddr(w) {
+			t.Errorf("RR[%d] = %v, want %s", i, o.RouteAddr(i), w)
+		}
+	}
+}
+
+func TestIPv4ForwardRefusals(t *testing.T) {
+	x := newRouted(t, Options{Seed: 2}, 0)
+	rs := x.r.s.Stats()
+	pkt := func(src, dst string) []byte {
+		return ipv4Packet(t, wire.IPv4Fields{TTL: 64, Protocol: 99, Src: mustAddr(src), Dst: mustAddr(dst)}, []byte("12345678"))
+	}
+	cases := []struct {
+		name string
+		mac  wire.MAC
+		pkt  []byte
+	}{
+		{"link-layer broadcast", wire.BroadcastMAC, pkt("10.0.1.1", "10.0.2.1")},
+		{"loopback source", x.r.nic.MAC(), pkt("127.0.0.1", "10.0.2.1")},
+		{"zero source", x.r.nic.MAC(), pkt("0.0.0.0", "10.0.2.1")},
+		{"limited broadcast", x.r.nic.MAC(), pkt("10.0.1.1", "255.255.255.255")},
+		{"other subnet's broadcast", x.r.nic.MAC(), pkt("10.0.1.1", "10.0.2.255")},
+	}
+	for _, c := range cases {
+		before := rs.IP.ForwDatagrams.Load()
+		x.r.nic.DeliverFrame(frameTo(x.r.nic, c.mac, c.pkt))
+		if rs.IP.ForwDatagrams.Load() != before {
+			t.Errorf("%s: forwarded", c.name)
+		}
+	}
+	if v := x.rb.Stats().TxPackets.Load(); v != 0 {
+		t.Errorf("R sent %d frames towards B", v)
 	}
 }
