@@ -255,7 +255,7 @@ func (s *Stack) icmpv4Redirect(pi *PacketInfo, m wire.ICMPv4, q wire.IPv4) {
 		return
 	}
 	cur, ok := s.routes.Lookup(dst)
-	if !ok || cur.Type.Reject() || cur.Gateway != pi.Src || cur.NIC != pi.NIC.index {
+	if !ok || cur.Type.Reject() || cur.Gateway != pi.Src || cur.NIC != pi.NIC.index || gw == cur.Gateway {
 		return
 	}
 	err := s.routes.Replace(route.Route{Dst: netip.PrefixFrom(dst, 32), Gateway: gw, NIC: pi.NIC.index,

@@ -313,3 +313,30 @@ func TestICMPv4FragNeededWithoutMTU(t *testing.T) {
 		}
 	}
 }
+
+func TestICMPv4HostUnreachableOnARPFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Nobody answers ARP for 10.0.0.9: once the neighbour cache gives
+		// up, the packet that waited is answered with host unreachable,
+		// which comes back to our own transport (RFC 1122 §2.3.2.2).
+		a, _ := newPair(t, 0)
+		ta := &fakeTransport{accept: true, errs: make(chan *ICMPError, 4)}
+		a.s.RegisterTransport(wire.IPProtoUDP, ta)
+		if err := sendProto(a.s, mustAddr("10.0.0.9"), wire.IPProtoUDP, []byte{0, 1, 0, 2, 0, 8, 0, 0}, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		select {
+		case e := <-ta.errs:
+			if e.Type != 3 || e.Code != 1 || e.Dst != mustAddr("10.0.0.9") || e.Proto != wire.IPProtoUDP {
+				t.Fatalf("error %+v", e)
+			}
+		default:
+			t.Fatal("no host unreachable after ARP failure")
+		}
+		if v := a.s.Stats().IP.OutDiscards.Load(); v != 1 {
+			t.Errorf("OutDiscards %d", v)
+		}
+	})
+}

@@ -270,9 +270,11 @@ func TestIPv4RecordRouteEcho(t *testing.T) {
 	if !ok || o.Type() != wire.IPv4OptRecordRoute {
 		t.Fatalf("reply has no record route option: % x", r.h().Options())
 	}
-	// A recorded at output, B at input and output of the reply; A's own
-	// input entry is added by the receiving host's view only in Linux's
-	// ping, so three entries are on the wire here.
+	// A records itself when sending, B as the request's receiver and as
+	// the reply's sender. Linux's ping shows a fourth entry, A as the
+	// reply's receiver, because the kernel writes it into the received
+	// packet; this stack never modifies received bytes, so a raw handler
+	// sees the three on the wire (the interop test checks ping's view).
 	want := []string{"10.0.0.1", "10.0.0.2", "10.0.0.2"}
 	if o.RouteUsed() != len(want) {
 		t.Fatalf("recorded %d addresses, want %d", o.RouteUsed(), len(want))
@@ -745,4 +747,44 @@ func TestIPv4ForwardRefusals(t *testing.T) {
 	if v := x.rb.Stats().TxPackets.Load(); v != 0 {
 		t.Errorf("R sent %d frames towards B", v)
 	}
+}
+
+func TestIPv4MulticastReceive(t *testing.T) {
+	a, b := newPair(t, 0)
+	got := make(chan PacketInfo, 8)
+	b.s.AddRawHandler(false, 99, func(pi *PacketInfo, _ []byte) { got <- *pi })
+	rx := captureICMP(t, a.s)
+	g := mustAddr("239.1.2.3")
+	send := func() {
+		t.Helper()
+		r, err := a.s.FindRoute(a.nic.Index(), netip.Addr{}, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.s.WritePacket(&r, NewPacketFrom([]byte("group")), WriteOptions{Proto: 99}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	select {
+	case <-got:
+		t.Fatal("delivered to a group B has not joined")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := b.nic.JoinGroup(g); err != nil {
+		t.Fatal(err)
+	}
+	send()
+	select {
+	case pi := <-got:
+		if pi.Dst != g || pi.TTL != 1 || pi.Type != PacketMulticast {
+			t.Errorf("pi %+v", pi)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not delivered to the joined group")
+	}
+	// A protocol nobody handles, to a group: no protocol unreachable.
+	r, _ := a.s.FindRoute(a.nic.Index(), netip.Addr{}, g)
+	a.s.WritePacket(&r, NewPacketFrom([]byte("nobody")), WriteOptions{Proto: 98})
+	noICMP(t, rx, wire.ICMPv4DestUnreachable, 200*time.Millisecond)
 }
