@@ -100,6 +100,10 @@ func (s *Stack) handleICMPv4(pi *PacketInfo, h wire.IPv4) {
 		return
 	}
 	s.countICMPIn(m.Type())
+	if m.Type() > wire.ICMPv4AddressMaskReply {
+		st.InErrors.Add(1) // Linux icmp_rcv: beyond NR_ICMP_TYPES
+		return
+	}
 	if pi.Broadcast || pi.Dst.IsMulticast() {
 		// Linux icmp_rcv: to a broadcast or multicast address only echo,
 		// timestamp and address mask messages are acceptable, and echo and

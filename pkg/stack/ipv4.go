@@ -235,7 +235,10 @@ func (s *Stack) handleIPv4(n *NIC, pkt []byte, pt PacketType) {
 		if !s.opts.AcceptSourceRoute {
 			return
 		}
-		if local && !bcast && !dst.IsMulticast() {
+		switch {
+		case bcast || dst.IsMulticast():
+			return // ip_options_rcv_srr: only unicast may be source routed
+		case local:
 			if next, ok := optionAt(h, opts.srr).RouteNext(); ok {
 				// We are a listed hop with more to go (RFC 791):
 				// forward to the next address in the route.
@@ -246,9 +249,10 @@ func (s *Stack) handleIPv4(n *NIC, pkt []byte, pt PacketType) {
 				s.forwardIPv4(n, pt, h, opts, next)
 				return
 			}
-		} else if !local && opts.strict {
-			// A strict route that does not name us: RFC 1812 §5.2.4.1.
-			s.sendICMPv4Error(n, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4ParamProblem, Pointer: uint8(opts.srr)})
+		case opts.strict && s.forwarding(false):
+			// A strict route whose current hop is not us (RFC 1812
+			// §5.2.4.1); Linux points at the destination address.
+			s.sendICMPv4Error(n, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4ParamProblem, Pointer: 16})
 			st.InHdrErrors.Add(1)
 			return
 		}
@@ -284,7 +288,7 @@ func (s *Stack) handleIPv4(n *NIC, pkt []byte, pt PacketType) {
 		copy(b, d.Header)
 		copy(b[len(d.Header):], d.Data)
 		binary.BigEndian.PutUint16(b[2:], uint16(total))
-		binary.BigEndian.PutUint16(b[6:], 0)
+		b[6], b[7] = b[6]&0x40, 0 // the first fragment's DF stays, as Linux's ip_frag_reasm
 		h = wire.IPv4(b)
 		h.UpdateChecksum()
 		st.ReasmOKs.Add(1)

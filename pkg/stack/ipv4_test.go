@@ -788,3 +788,37 @@ func TestIPv4MulticastReceive(t *testing.T) {
 	a.s.WritePacket(&r, NewPacketFrom([]byte("nobody")), WriteOptions{Proto: 98})
 	noICMP(t, rx, wire.ICMPv4DestUnreachable, 200*time.Millisecond)
 }
+
+func TestIPv4StrictSourceRoute(t *testing.T) {
+	x := newRouted(t, Options{Seed: 2, AcceptSourceRoute: true}, 0)
+	x.b.s.opts.AcceptSourceRoute = true
+	x.r.s.Routes().Add(route.Route{Dst: netip.MustParsePrefix("10.5.0.0/16"), Gateway: mustAddr("10.0.2.1")})
+	rx := captureICMP(t, x.a.s)
+	got := make(chan []byte, 4)
+	x.b.s.AddRawHandler(false, 99, func(pi *PacketInfo, p []byte) { got <- bytes.Clone(p) })
+
+	// The next strict hop is a neighbour of R: forwarded.
+	ssrr := wire.AppendIPv4SourceRoute(nil, true, mustAddr("10.0.2.1"))
+	if err := sendProto(x.a.s, mustAddr("10.0.1.254"), 99, []byte("ssrr ok"), WriteOptions{IPv4Options: ssrr}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("strict source route to a neighbour not forwarded")
+	}
+	// The next strict hop is behind a gateway: source route failed.
+	ssrr = wire.AppendIPv4SourceRoute(nil, true, mustAddr("10.5.0.1"))
+	sendProto(x.a.s, mustAddr("10.0.1.254"), 99, []byte("ssrr far"), WriteOptions{IPv4Options: ssrr})
+	e := waitICMP(t, rx, wire.ICMPv4DestUnreachable)
+	if e.icmp().Code() != wire.ICMPv4SourceRouteFailed {
+		t.Errorf("code %d, want source route failed", e.icmp().Code())
+	}
+	// A strict route whose current hop is not R: parameter problem at the
+	// destination address.
+	sendProto(x.a.s, mustAddr("10.0.2.1"), 99, []byte("ssrr skip"), WriteOptions{IPv4Options: wire.AppendIPv4SourceRoute(nil, true, mustAddr("10.0.2.1"))})
+	pp := waitICMP(t, rx, wire.ICMPv4ParamProblem)
+	if pp.icmp().Pointer() != 16 {
+		t.Errorf("pointer %d, want 16", pp.icmp().Pointer())
+	}
+}
