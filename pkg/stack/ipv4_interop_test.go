@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/stack/route"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
@@ -200,4 +202,62 @@ func kernelICMPInDestUnreachs(t *testing.T, l *netlab.Lab, ctx context.Context) 
 	}
 	t.Fatalf("no Icmp InDestUnreachs in\n%s", out)
 	return 0
+}
+
+// TestIPv4KernelThroughOurRouter: our stack routes between the kernel
+// (10.78.0.1, on the TAP) and an emulated host B (10.79.0.1, on a link
+// with MTU 1000). The kernel's ping reaches B through us, TTL 1 gets time
+// exceeded from us, and a DF ping too big for B's link gets fragmentation
+// needed with MTU 1000, which the kernel's ping reports.
+func TestIPv4KernelThroughOurRouter(t *testing.T) {
+	k := newKernelLab4(t)
+	k.s.SetForwarding(false, true)
+	nw := newTestNet(t, 78)
+	no := NICOptions{NoDAD: true, NoAutoconf: true}
+	b := newTestHostNIC(t, nw, Options{Seed: 3}, no, emu.PortConfig{MTU: 1000}, "10.79.0.1/24")
+	rb, err := k.s.AddNIC(nw.NewPort(emu.PortConfig{MTU: 1000}), no)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.AddAddress(Address{Prefix: netip.MustParsePrefix("10.79.0.254/24")})
+	rb.SetUp(true)
+	neighbours(t, b.nic, "10.79.0.1", rb, "10.79.0.254")
+	if err := b.s.Routes().Add(route.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("10.79.0.254")}); err != nil {
+		t.Fatal(err)
+	}
+	k.l.MustIP(t, "route", "add", "10.79.0.0/24", "via", our4.String())
+
+	out := k.ping(t, "-c", "2", "-i", "0.2", "10.79.0.1")
+	if !strings.Contains(out, "2 received") || !strings.Contains(out, "ttl=63") {
+		t.Errorf("ping through us:\n%s", out)
+	}
+	if v := k.s.Stats().IP.ForwDatagrams.Load(); v != 4 {
+		t.Errorf("ForwDatagrams %d, want 4", v)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ttl, _ := k.l.Run(ctx, "ping", "-n", "-W", "2", "-c", "1", "-t", "1", "10.79.0.1")
+	if !strings.Contains(string(ttl), "From "+our4.String()) || !strings.Contains(string(ttl), "Time to live exceeded") {
+		t.Errorf("ping -t 1:\n%s", ttl)
+	}
+
+	// Without DF the kernel's 1400-byte ping is fragmented by us.
+	out = k.ping(t, "-c", "1", "-s", "1400", "-M", "dont", "10.79.0.1")
+	if !strings.Contains(out, "1408 bytes from") {
+		t.Errorf("ping -s 1400 -M dont:\n%s", out)
+	}
+	if v := k.s.Stats().IP.FragCreates.Load(); v != 2 {
+		t.Errorf("FragCreates %d, want 2", v)
+	}
+	frag, _ := k.l.Run(ctx, "ping", "-n", "-W", "2", "-c", "2", "-i", "0.3", "-s", "1400", "-M", "do", "10.79.0.1")
+	if !strings.Contains(string(frag), "mtu = 1000") && !strings.Contains(string(frag), "mtu=1000") {
+		t.Errorf("ping -M do -s 1400 did not learn MTU 1000:\n%s", frag)
+	}
+	if v := k.s.Stats().ICMP.OutDestUnreachs.Load(); v < 1 {
+		t.Errorf("OutDestUnreachs %d", v)
+	}
+	if rt, err := k.l.Run(ctx, "ip", "route", "get", "10.79.0.1"); err != nil || !strings.Contains(string(rt), "mtu 1000") {
+		t.Errorf("kernel route cache after frag needed: %v\n%s", err, rt)
+	}
 }
