@@ -12,6 +12,19 @@ import (
 
 // IPv4 input, output and forwarding (RFC 791, RFC 1122 §3.2.1, RFC 1812
 // §4–5), counted in s.stats.IP with the meaning Linux gives each counter.
+//
+// Where this differs from Linux, on purpose or for now:
+//   - Received bytes are never modified, so the Record Route and
+//     Timestamp entries Linux writes into a packet it receives for itself
+//     appear only where they leave the stack: in forwarded copies and in
+//     echo replies (echoOptions4), which is what `ping -R` sees.
+//   - A truncated datagram (total length beyond the frame) counts as
+//     InHdrErrors: IPStats has no InTruncatedPkts.
+//   - ReasmTimeout counts the timeouts the reassembler reports, those
+//     whose first fragment arrived; the others, and evictions under the
+//     memory cap, are in s.reasm4.Stats().
+//   - Broadcasts and joined multicast groups are not looped back to the
+//     sending stack (Linux's IP_MULTICAST_LOOP default).
 
 // ipv4Opts locates the options of a received header that need processing:
 // offsets of each option within the header (0: absent).
