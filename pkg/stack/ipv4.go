@@ -549,7 +549,10 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 			Code: wire.ICMPv4FragmentationNeeded, MTU: uint16(mtu)})
 		return
 	}
-	outAddr, _ := out.primaryAddress(dst)
+	var outAddr netip.Addr // for Record Route, Timestamp and source routes
+	if h.HeaderLen() > wire.IPv4MinHeaderLen {
+		outAddr, _ = out.primaryAddress(dst)
+	}
 
 	// Redirect (RFC 1812 §5.2.7.2): the packet leaves by the interface it
 	// came in on and its source is on that subnet, so the source could
@@ -572,7 +575,7 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 		copy(c[16:20], b[:])
 		changed = true
 	}
-	if recordOptions4(c.Header(), outAddr, time.Now()) {
+	if outAddr.IsValid() && recordOptions4(c.Header(), outAddr, time.Now()) {
 		changed = true
 	}
 	if changed {
