@@ -38,26 +38,20 @@ func (mldProto) reportable(g netip.Addr) bool {
 func (mldProto) sendRecords(n *NIC, groups []netip.Addr, rec uint8) {
 	src := n.mldSource()
 	for _, msg := range mldv2Reports(groups, rec, src, n.MTU()-mldIPHeaderLen) {
-		if n.sendMLD(src, mldv2Routers, msg) {
-			n.s.stats.ICMP6.OutMLDv2Reports.Add(1)
-		}
+		n.sendMLD(src, mldv2Routers, msg)
 	}
 }
 
 func (mldProto) sendReport(n *NIC, g netip.Addr, version int) {
 	src := n.mldSource()
 	// MLDv1 reports go to the group itself (RFC 2710 §3).
-	if n.sendMLD(src, g, mldv1Message(wire.ICMPv6MLDReport, g, src, g)) {
-		n.s.stats.ICMP6.OutGroupMembResponses.Add(1)
-	}
+	n.sendMLD(src, g, mldv1Message(wire.ICMPv6MLDReport, g, src, g))
 }
 
 func (mldProto) sendLeave(n *NIC, g netip.Addr, version int) {
 	src := n.mldSource()
 	// Done goes to all-routers (RFC 2710 §3).
-	if n.sendMLD(src, allRouters6, mldv1Message(wire.ICMPv6MLDDone, g, src, allRouters6)) {
-		n.s.stats.ICMP6.OutGroupMembReductions.Add(1)
-	}
+	n.sendMLD(src, allRouters6, mldv1Message(wire.ICMPv6MLDDone, g, src, allRouters6))
 }
 
 // mldv1Message builds an MLDv1 report or done for g, checksummed for the
@@ -107,12 +101,13 @@ func (n *NIC) mldSource() netip.Addr {
 }
 
 // sendMLD sends an MLD message with hop limit 1 and a Router Alert (RFC
-// 2710 §3, RFC 3810 §5); it reports whether the IP layer took it.
-func (n *NIC) sendMLD(src, dst netip.Addr, msg []byte) bool {
+// 2710 §3, RFC 3810 §5). The IPv6 layer counts it (Icmp6OutMLDv2Reports,
+// Icmp6OutGroupMembResponses, …) as it counts every ICMPv6 message.
+func (n *NIC) sendMLD(src, dst netip.Addr, msg []byte) {
 	r := &Route{NIC: n, Src: src, Dst: dst, NextHop: dst, MTU: n.MTU(), Kind: RouteMulticast}
-	return n.s.writeIPv6(r, NewPacketFrom(msg), WriteOptions{
+	_ = n.s.writeIPv6(r, NewPacketFrom(msg), WriteOptions{
 		Proto: wire.IPProtoICMPv6, TTL: 1, RouterAlert6: true,
-	}) == nil
+	})
 }
 
 func (n *NIC) mldJoined(g netip.Addr) { n.mld.h.joined(n, mldProto{}, g) }
