@@ -15,7 +15,7 @@ import (
 // Membership reports as they leave the stack: a sniffer port on the same
 // emulated switch (which floods multicast) sees every frame.
 
-type sniffed struct {
+type mcastSeen struct {
 	at       time.Time
 	ethDst   wire.MAC
 	src, dst netip.Addr
@@ -25,14 +25,14 @@ type sniffed struct {
 	mld      []byte // MLD message (ICMPv6 types 130–132, 143)
 }
 
-type sniffer struct {
+type mcastSniffer struct {
 	port *emu.Port
 	mu   sync.Mutex
-	seen []sniffed
+	seen []mcastSeen
 }
 
-func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
-	sn := &sniffer{port: nw.NewPort(emu.PortConfig{})}
+func newMcastSniffer(t testing.TB, nw *emu.Network) *mcastSniffer {
+	sn := &mcastSniffer{port: nw.NewPort(emu.PortConfig{})}
 	t.Cleanup(func() { sn.port.Close() })
 	sn.port.Attach(link.DispatcherFunc(func(f []byte) {
 		if s, ok := parseMembership(f); ok {
@@ -46,7 +46,7 @@ func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
 }
 
 // take returns and forgets what was seen so far.
-func (sn *sniffer) take() []sniffed {
+func (sn *mcastSniffer) take() []mcastSeen {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	out := sn.seen
@@ -54,12 +54,12 @@ func (sn *sniffer) take() []sniffed {
 	return out
 }
 
-func parseMembership(f []byte) (sniffed, bool) {
+func parseMembership(f []byte) (mcastSeen, bool) {
 	e, err := wire.ParseEthernet(f)
 	if err != nil {
-		return sniffed{}, false
+		return mcastSeen{}, false
 	}
-	s := sniffed{ethDst: e.Dst()}
+	s := mcastSeen{ethDst: e.Dst()}
 	switch e.EtherType() {
 	case wire.EtherTypeIPv4:
 		h, err := wire.ParseIPv4(e.Payload())
@@ -153,14 +153,14 @@ func igmpRecords(t testing.TB, msg []byte) []mldRec {
 // checkMLDFrame checks what every MLD message needs (RFC 3810 §5, RFC
 // 2710 §3): hop limit 1, a Router Alert, a link-local or unspecified
 // source, and the Ethernet group address of the destination.
-func checkMLDFrame(t testing.TB, s sniffed) {
+func checkMLDFrame(t testing.TB, s mcastSeen) {
 	t.Helper()
 	if s.ttl != 1 || !s.ra || !(s.src.IsLinkLocalUnicast() || s.src.IsUnspecified()) || s.ethDst != wire.IPv6MulticastMAC(s.dst) {
 		t.Errorf("MLD frame from %v to %v (%v) hop limit %d, router alert %v", s.src, s.dst, s.ethDst, s.ttl, s.ra)
 	}
 }
 
-func checkIGMPFrame(t testing.TB, s sniffed, src netip.Addr) {
+func checkIGMPFrame(t testing.TB, s mcastSeen, src netip.Addr) {
 	t.Helper()
 	if s.ttl != 1 || !s.ra || s.src != src || s.ethDst != wire.IPv4MulticastMAC(s.dst) {
 		t.Errorf("IGMP frame from %v to %v (%v) TTL %d, router alert %v", s.src, s.dst, s.ethDst, s.ttl, s.ra)
@@ -170,7 +170,7 @@ func checkIGMPFrame(t testing.TB, s sniffed, src netip.Addr) {
 func TestMLDv2JoinLeaveOnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 11)
-		sn := newSniffer(t, nw)
+		sn := newMcastSniffer(t, nw)
 		h := newTestHost(t, nw, Options{}, "fe80::1/64", "2001:db8::1/64")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
@@ -240,7 +240,7 @@ func mldQueryFrame(src netip.Addr, msg []byte) []byte {
 func TestMLDQueriesOnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 12)
-		sn := newSniffer(t, nw)
+		sn := newMcastSniffer(t, nw)
 		h := newTestHost(t, nw, Options{}, "fe80::1/64")
 		g1, g2 := mustAddr("ff05::1:3"), mustAddr("ff0e::101")
 		h.nic.JoinGroup(g1)
@@ -334,7 +334,7 @@ func igmpQueryFrame(dst netip.Addr, msg []byte) []byte {
 func TestIGMPv3OnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 13)
-		sn := newSniffer(t, nw)
+		sn := newMcastSniffer(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		us := mustAddr("10.0.0.1")
 		g1, g2 := mustAddr("239.1.2.3"), mustAddr("224.0.0.251")
@@ -393,7 +393,7 @@ func TestIGMPv3OnTheWire(t *testing.T) {
 func TestIGMPv2OnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 14)
-		sn := newSniffer(t, nw)
+		sn := newMcastSniffer(t, nw)
 		other := newTestHost(t, nw, Options{}, "10.0.0.2/24")
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		us := mustAddr("10.0.0.1")
