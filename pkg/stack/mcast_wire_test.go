@@ -457,3 +457,55 @@ func TestIGMPv2OnTheWire(t *testing.T) {
 		}
 	})
 }
+
+// While the link is down nothing is sent, pending answers included; when
+// it comes back up every group is reported again (as Linux's ip_mc_up).
+func TestMcastLinkDownAndUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 15)
+		sn := newMcastSniffer(t, nw)
+		h := newTestHost(t, nw, Options{}, "10.0.0.1/24", "fe80::1/64")
+		g4, g6 := mustAddr("239.1.2.3"), mustAddr("ff05::1:3")
+		h.nic.JoinGroup(g4)
+		h.nic.JoinGroup(g6)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		sn.take()
+
+		// A general query, then the link goes down before the answer is due.
+		sn.port.WritePackets([][]byte{igmpQueryFrame(allNodes4, igmpv3Query("", 100, 2, 125))})
+		synctest.Wait()
+		if h.nic.igmpPending().General.IsZero() {
+			t.Fatal("no answer scheduled")
+		}
+		h.nic.SetUp(false)
+		h.nic.JoinGroup(mustAddr("239.4.4.4")) // joined while down: reported at link-up
+		time.Sleep(15 * time.Second)
+		synctest.Wait()
+		if got := sn.take(); len(got) != 0 {
+			t.Fatalf("%d messages sent while down", len(got))
+		}
+		h.nic.SetUp(true)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		to := map[netip.Addr]int{}
+		for _, s := range sn.take() {
+			var recs []mldRec
+			if s.igmp != nil {
+				recs = igmpRecords(t, s.igmp)
+			} else {
+				recs = mldRecords(t, s.mld)
+			}
+			for _, r := range recs {
+				if r.typ == recChangeToExclude {
+					to[r.g]++
+				}
+			}
+		}
+		for _, g := range []netip.Addr{g4, g6, mustAddr("239.4.4.4"), wire.IPv6SolicitedNode(mustAddr("fe80::1"))} {
+			if to[g] != 2 {
+				t.Errorf("%v reported %d times at link-up, want 2", g, to[g])
+			}
+		}
+	})
+}
