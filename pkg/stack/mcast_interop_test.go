@@ -96,11 +96,15 @@ func TestMcastKernelBridgeInterop(t *testing.T) {
 			tp := l.AddTAP(t, netlab.TAPConfig{})
 			// Startup queries at 0, 1 and 2 s with a 1 s maximum response
 			// time; two last-member queries 0.5 s apart on a leave.
-			l.MustIP(t, "link", "add", "br0", "type", "bridge", "mcast_snooping", "1", "mcast_querier", "1",
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if out, err := l.IP(ctx, "link", "add", "br0", "type", "bridge", "mcast_snooping", "1", "mcast_querier", "1",
 				"mcast_igmp_version", tt.igmp, "mcast_mld_version", tt.mld,
 				"mcast_startup_query_count", "3", "mcast_startup_query_interval", "100",
 				"mcast_query_response_interval", "100",
-				"mcast_last_member_count", "2", "mcast_last_member_interval", "50")
+				"mcast_last_member_count", "2", "mcast_last_member_interval", "50"); err != nil {
+				t.Skipf("no kernel bridge with multicast snooping here: %v\n%s", err, out)
+			}
 			l.Sysctl(t, "net.ipv6.conf.br0.accept_dad", "0") // MLD queries need its link-local address at once
 			l.MustIP(t, "link", "set", "dev", tp.Dev, "master", "br0")
 			l.MustIP(t, "addr", "add", "10.78.0.1/24", "dev", "br0")
