@@ -13,10 +13,10 @@ import (
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
-// sniffer is a raw port on an emulated network: it records every frame it
+// rawPort is a raw port on an emulated network: it records every frame it
 // receives (broadcasts, floods and unicast to its MAC) with the fake time
 // of arrival, and can send hand-built frames, so it doubles as a fake host.
-type sniffer struct {
+type rawPort struct {
 	port *emu.Port
 	mac  wire.MAC
 	mu   sync.Mutex
@@ -28,9 +28,9 @@ type captured struct {
 	eth wire.Ethernet
 }
 
-func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
+func newRawPort(t testing.TB, nw *emu.Network) *rawPort {
 	t.Helper()
-	s := &sniffer{port: nw.NewPort(emu.PortConfig{})}
+	s := &rawPort{port: nw.NewPort(emu.PortConfig{})}
 	s.mac = s.port.MAC()
 	s.port.Attach(link.DispatcherFunc(func(f []byte) {
 		eth, err := wire.ParseEthernet(f)
@@ -45,7 +45,7 @@ func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
 }
 
 // send writes a frame onto the network from the sniffer's port.
-func (s *sniffer) send(t testing.TB, frame []byte) {
+func (s *rawPort) send(t testing.TB, frame []byte) {
 	t.Helper()
 	if _, err := s.port.WritePackets([][]byte{frame}); err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func (s *sniffer) send(t testing.TB, frame []byte) {
 }
 
 // reset forgets what was captured.
-func (s *sniffer) reset() {
+func (s *rawPort) reset() {
 	s.mu.Lock()
 	s.got = nil
 	s.mu.Unlock()
@@ -67,7 +67,7 @@ type sniffedARP struct {
 }
 
 // arps returns the ARP packets captured.
-func (s *sniffer) arps() []sniffedARP {
+func (s *rawPort) arps() []sniffedARP {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []sniffedARP
@@ -85,7 +85,7 @@ func (s *sniffer) arps() []sniffedARP {
 }
 
 // frames returns the captured frames of an EtherType.
-func (s *sniffer) frames(etherType uint16) []wire.Ethernet {
+func (s *rawPort) frames(etherType uint16) []wire.Ethernet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []wire.Ethernet
@@ -98,7 +98,7 @@ func (s *sniffer) frames(etherType uint16) []wire.Ethernet {
 }
 
 // announcements returns the captured RFC 5227 announcements of addr.
-func (s *sniffer) announcements(addr netip.Addr) []sniffedARP {
+func (s *rawPort) announcements(addr netip.Addr) []sniffedARP {
 	var out []sniffedARP
 	for _, a := range s.arps() {
 		if a.Op() == wire.ARPRequest && a.SenderIP() == addr && a.TargetIP() == addr {
@@ -183,7 +183,7 @@ func TestARPResolveBetweenStacks(t *testing.T) {
 func TestARPQueuedPacketSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 2)
-		peer := newSniffer(t, nw)
+		peer := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		peer.reset()
@@ -226,7 +226,7 @@ func TestARPQueuedPacketSent(t *testing.T) {
 func TestARPRequestSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 3)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "192.168.5.1/24", "10.0.0.1/24", "10.0.0.5/24")
 		synctest.Wait()
 		cases := []struct {
@@ -282,7 +282,7 @@ func TestARPRequestSource(t *testing.T) {
 func TestARPAnswers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 4)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		other := newTestNet(t, 5)
 		eth1, err := h.s.AddNIC(other.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
@@ -362,7 +362,7 @@ func TestARPAnswers(t *testing.T) {
 func TestARPGratuitousUpdatesEntry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 6)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		ip := mustAddr("10.0.0.20")
@@ -429,7 +429,7 @@ func TestARPAnnouncementUpdatesPeer(t *testing.T) {
 func TestARPAnnounceTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 8)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		start := time.Now()
 		time.Sleep(30 * time.Second)
@@ -499,7 +499,7 @@ func TestARPAnnounceTiming(t *testing.T) {
 func TestARPConflictDefence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 9)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		time.Sleep(10 * time.Second) // the link-up announcements are over
 		ours := mustAddr("10.0.0.1")
@@ -563,7 +563,7 @@ func TestARPConflictDefence(t *testing.T) {
 func TestProxyARP(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 10)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		r := newTestHost(t, nw, Options{IPv4Forwarding: true}, "10.0.0.1/24")
 		far := newTestNet(t, 11)
 		eth1, _ := r.s.AddNIC(far.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
@@ -618,7 +618,7 @@ func TestProxyARP(t *testing.T) {
 func TestARPStaticEntry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 12)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		ip, static := mustAddr("10.0.0.30"), wire.MAC{2, 0, 0, 0, 0, 0x30}
@@ -657,7 +657,7 @@ func TestARPStaticEntry(t *testing.T) {
 func TestARPResolutionFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 13)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		sn.reset()
@@ -698,7 +698,7 @@ func TestARPResolutionFails(t *testing.T) {
 func TestARPBadInput(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 14)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		sn.reset()
@@ -826,7 +826,7 @@ func FuzzARPInput(f *testing.F) {
 func TestARPOnVLAN(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 15)
-		sn := newSniffer(t, nw)
+		sn := newRawPort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		v, err := h.s.AddVLAN(h.nic, 42, "")
 		if err != nil {
