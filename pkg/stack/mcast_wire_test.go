@@ -509,3 +509,34 @@ func TestMcastLinkDownAndUp(t *testing.T) {
 		}
 	})
 }
+
+// Without an IPv4 address, IGMP reports come from 0.0.0.0 (RFC 3376
+// §4.2.13); without a link-local address, MLD reports from :: (RFC 3810
+// §5.2.13).
+func TestMcastReportsBeforeAddresses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 16)
+		sn := newMcastSniffer(t, nw)
+		h := newTestHost(t, nw, Options{})
+		h.nic.JoinGroup(mustAddr("239.1.2.3"))
+		h.nic.JoinGroup(mustAddr("ff05::1:3"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		var v4, v6 int
+		for _, s := range sn.take() {
+			if s.igmp != nil {
+				checkIGMPFrame(t, s, netip.IPv4Unspecified())
+				v4++
+			} else {
+				checkMLDFrame(t, s)
+				if !s.src.IsUnspecified() {
+					t.Errorf("MLD from %v, want ::", s.src)
+				}
+				v6++
+			}
+		}
+		if v4 != 2 || v6 != 2 {
+			t.Errorf("%d IGMP and %d MLD reports, want 2 each", v4, v6)
+		}
+	})
+}
