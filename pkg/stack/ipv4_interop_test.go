@@ -45,11 +45,7 @@ func newKernelLab4(t *testing.T) *kernelLab4 {
 	if err := n.AddAddress(Address{Prefix: netip.PrefixFrom(our4, 24)}); err != nil {
 		t.Fatal(err)
 	}
-	n.SetUp(true)
-	if err := n.ARP().AddStatic(kernel4.Addr(), tp.MAC); err != nil {
-		t.Fatal(err)
-	}
-	l.MustIP(t, "neigh", "replace", our4.String(), "lladdr", n.MAC().String(), "dev", tp.Dev, "nud", "permanent")
+	n.SetUp(true) // ARP resolves both ways from here: no static entries
 	return &kernelLab4{l: l, tp: tp, s: s, n: n}
 }
 

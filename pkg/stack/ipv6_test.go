@@ -203,6 +203,9 @@ func TestIPv6FragmentedEcho(t *testing.T) {
 	checkEchoReply(t, wait6(t, replies, "4000-byte echo reply"), 9, 1, 4000)
 	for _, h := range []*testHost{a, b} {
 		st := &h.s.stats.IP6
+		// B counts FragOKs after its last fragment is out, which may be
+		// after A has the reply.
+		eventually(t, func() bool { return st.FragOKs.Load() == 1 })
 		// 4008 bytes of ICMPv6 over a 1500-byte MTU: 1448+1448+1112.
 		if st.FragOKs.Load() != 1 || st.FragCreates.Load() != 3 {
 			t.Errorf("FragOKs %d FragCreates %d, want 1 3", st.FragOKs.Load(), st.FragCreates.Load())
