@@ -31,8 +31,8 @@ func (igmpProto) newest() int { return 3 }
 // (RFC 2236 §6, RFC 3376 §5).
 func (igmpProto) reportable(g netip.Addr) bool { return g.Is4() && g.IsMulticast() && g != allNodes4 }
 
-func (igmpProto) sendRecords(n *NIC, groups []netip.Addr, rec uint8) {
-	for _, msg := range igmpv3Reports(groups, rec, n.MTU()-igmpIPHeaderLen) {
+func (igmpProto) sendRecords(n *NIC, recs []mcastRecord) {
+	for _, msg := range igmpv3Reports(recs, n.MTU()-igmpIPHeaderLen) {
 		n.sendIGMP(igmpv3Routers, msg)
 	}
 }
@@ -60,23 +60,18 @@ func igmpMessage(typ uint8, g netip.Addr) []byte {
 	return b
 }
 
-// igmpv3Reports builds IGMPv3 reports holding one record of type rec with
-// no sources for each group, as many per report as fit in maxLen bytes
-// (RFC 3376 §4.2.16: a report too big for the link is split).
-func igmpv3Reports(groups []netip.Addr, rec uint8, maxLen int) [][]byte {
-	per := (maxLen - 8) / 8 // report header, then 8-byte records
-	per = max(1, min(per, 0xffff))
+// igmpv3Reports builds IGMPv3 reports of at most maxLen bytes holding the
+// records (RFC 3376 §4.2).
+func igmpv3Reports(recs []mcastRecord, maxLen int) [][]byte {
 	var out [][]byte
-	for len(groups) > 0 {
-		k := min(per, len(groups))
-		f := wire.IGMPv3ReportFields{Records: make([]wire.IGMPv3RecordFields, k)}
-		for i, g := range groups[:k] {
-			f.Records[i] = wire.IGMPv3RecordFields{Type: rec, Group: g}
+	for _, batch := range packRecords(recs, maxLen, 8, 8, 4) {
+		f := wire.IGMPv3ReportFields{Records: make([]wire.IGMPv3RecordFields, len(batch))}
+		for i, r := range batch {
+			f.Records[i] = wire.IGMPv3RecordFields{Type: r.typ, Group: r.group, Sources: r.sources}
 		}
 		b := make([]byte, f.Len())
 		f.Encode(b)
 		out = append(out, b)
-		groups = groups[k:]
 	}
 	return out
 }
@@ -131,7 +126,11 @@ func (s *Stack) handleIGMP(pi *PacketInfo, msg []byte) {
 		if general && pi.Dst.IsMulticast() && pi.Dst != allNodes4 {
 			return
 		}
-		n.igmp.h.query(n, igmpProto{}, v, g, m.MaxRespTime(), int(m.QRV()), m.QueryInterval(),
+		var srcs []netip.Addr
+		for i := range m.NumSources() {
+			srcs = append(srcs, m.Source(i))
+		}
+		n.igmp.h.query(n, igmpProto{}, v, g, srcs, m.MaxRespTime(), int(m.QRV()), m.QueryInterval(),
 			n.igmp.h.joinedFor(n, igmpProto{}, g, general))
 	case wire.IGMPv1Report, wire.IGMPv2Report:
 		if s.IsLocal(pi.Src) {

@@ -31,6 +31,7 @@ const (
 // Record types common to IGMPv3 (RFC 3376 §4.2.12) and MLDv2 (RFC 3810
 // §5.2.12): the numbers are the same.
 const (
+	recModeIsInclude   uint8 = 1
 	recModeIsExclude   uint8 = 2
 	recChangeToInclude uint8 = 3
 	recChangeToExclude uint8 = 4
@@ -43,14 +44,72 @@ type mcastProto interface {
 	newest() int
 	// reportable says whether membership of g is ever reported.
 	reportable(g netip.Addr) bool
-	// sendRecords sends one or more newest-version reports holding a
-	// record of type rec for each group.
-	sendRecords(n *NIC, groups []netip.Addr, rec uint8)
+	// sendRecords sends the records in as many newest-version reports
+	// as the link needs.
+	sendRecords(n *NIC, recs []mcastRecord)
 	// sendReport sends an older-version report for g.
 	sendReport(n *NIC, g netip.Addr, version int)
 	// sendLeave sends an older-version leave (done) for g, if the version has one.
 	sendLeave(n *NIC, g netip.Addr, version int)
 }
+
+// mcastRecord is a group record of an IGMPv3 or MLDv2 report.
+type mcastRecord struct {
+	typ     uint8
+	group   netip.Addr
+	sources []netip.Addr
+}
+
+// groupRecords returns a source-less record of type typ for each group.
+func groupRecords(groups []netip.Addr, typ uint8) []mcastRecord {
+	out := make([]mcastRecord, len(groups))
+	for i, g := range groups {
+		out[i] = mcastRecord{typ: typ, group: g}
+	}
+	return out
+}
+
+// packRecords splits records into reports of at most maxLen bytes, given
+// the report header, record header and address lengths: records go whole
+// into a report while they fit, and a record whose sources alone do not
+// fit is split into records of the same type with parts of the source list
+// (RFC 3376 §4.2.16, RFC 3810 §5.2.15).
+func packRecords(recs []mcastRecord, maxLen, hdrLen, recLen, addrLen int) [][]mcastRecord {
+	room := max(maxLen-hdrLen, recLen+addrLen)
+	maxSrc := (room - recLen) / addrLen
+	var out [][]mcastRecord
+	var cur []mcastRecord
+	used := 0
+	add := func(r mcastRecord) {
+		l := recLen + addrLen*len(r.sources)
+		if used+l > room && len(cur) > 0 {
+			out = append(out, cur)
+			cur, used = nil, 0
+		}
+		cur = append(cur, r)
+		used += l
+	}
+	for _, r := range recs {
+		if len(r.sources) <= maxSrc {
+			add(r)
+			continue
+		}
+		for src := r.sources; len(src) > 0; {
+			k := min(maxSrc, len(src))
+			add(mcastRecord{typ: r.typ, group: r.group, sources: src[:k]})
+			src = src[k:]
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// mcastMaxQuerySources bounds the sources recorded from
+// group-and-source-specific queries for one group; beyond it the answer is
+// about the whole group, which includes them.
+const mcastMaxQuerySources = 1024
 
 // mcastTimer is a timer whose firing is ignored once it has been stopped
 // or re-armed: each arming gets a fresh sequence number, checked under
@@ -83,7 +142,10 @@ func (mt *mcastTimer) fired(seq uint64) bool {
 
 // mcastGroup is the per-group state.
 type mcastGroup struct {
-	resp   mcastTimer // response to a query about this group
+	resp mcastTimer // response to a query about this group
+	// srcs are the sources queried by the group-and-source-specific
+	// queries the pending response answers; nil: the whole group.
+	srcs   []netip.Addr
 	change mcastTimer // next retransmission of the unsolicited report
 	left   int        // retransmissions still to send
 	rec    uint8      // recChangeToExclude after a join, recChangeToInclude after a leave
@@ -174,7 +236,7 @@ func (h *mcastHost) sendChange(g netip.Addr, version int, rec uint8) {
 	}
 	switch {
 	case version == h.p.newest():
-		h.p.sendRecords(h.n, []netip.Addr{g}, rec)
+		h.p.sendRecords(h.n, groupRecords([]netip.Addr{g}, rec))
 	case rec == recChangeToExclude:
 		h.p.sendReport(h.n, g, version)
 	default:
@@ -268,11 +330,12 @@ func (h *mcastHost) changeFired(g netip.Addr, seq uint64) {
 }
 
 // query handles a query of the given version, about group g (the zero
-// Addr or the unspecified address for a general query). qrv and qi are
-// the querier's robustness variable and query interval, 0 if the query
-// does not carry them; joined lists the reportable groups the NIC is in
-// (read by the caller, outside the lock).
-func (h *mcastHost) query(n *NIC, p mcastProto, version int, g netip.Addr, maxResp time.Duration, qrv int, qi time.Duration, joined []netip.Addr) {
+// Addr or the unspecified address for a general query) and, for a
+// group-and-source-specific query, sources. qrv and qi are the querier's
+// robustness variable and query interval, 0 if the query does not carry
+// them; joined lists the reportable groups the NIC is in (read by the
+// caller, outside the lock).
+func (h *mcastHost) query(n *NIC, p mcastProto, version int, g netip.Addr, sources []netip.Addr, maxResp time.Duration, qrv int, qi time.Duration, joined []netip.Addr) {
 	h.lockInit(n, p)
 	defer h.mu.Unlock()
 	if h.closed {
@@ -320,6 +383,26 @@ func (h *mcastHost) query(n *NIC, p mcastProto, version int, g netip.Addr, maxRe
 			return
 		}
 		gs := h.groupLocked(g)
+		switch {
+		case !gs.resp.pending():
+			// Rule 3: the sources of a group-and-source query are kept
+			// for the answer.
+			gs.srcs = slices.Clone(sources)
+		case len(sources) == 0 || len(gs.srcs) == 0:
+			// Rule 4: a group query, or a pending answer about the whole
+			// group already: the answer is about the whole group.
+			gs.srcs = nil
+		default:
+			// Rule 5: the source lists merge.
+			for _, a := range sources {
+				if !slices.Contains(gs.srcs, a) {
+					gs.srcs = append(gs.srcs, a)
+				}
+			}
+		}
+		if len(gs.srcs) > mcastMaxQuerySources {
+			gs.srcs = nil
+		}
 		if !gs.resp.pending() || gs.resp.at.After(at) {
 			h.armLocked(&gs.resp, d, func(seq uint64) { h.respFired(g, seq) })
 		}
@@ -335,6 +418,7 @@ func (h *mcastHost) query(n *NIC, p mcastProto, version int, g netip.Addr, maxRe
 			d = n.s.randDuration(maxResp) // each group its own random delay
 		}
 		gs := h.groupLocked(jg)
+		gs.srcs = nil
 		if !gs.resp.pending() || gs.resp.at.After(now.Add(d)) {
 			h.armLocked(&gs.resp, d, func(seq uint64) { h.respFired(jg, seq) })
 		}
@@ -345,6 +429,7 @@ func (h *mcastHost) cancelAllLocked() {
 	h.general.stop()
 	for g, gs := range h.groups {
 		gs.resp.stop()
+		gs.srcs = nil
 		gs.change.stop()
 		gs.left = 0
 		if gs.leaving {
@@ -377,7 +462,7 @@ func (h *mcastHost) generalFired(seq uint64) {
 	}
 	groups := reportableGroups(h.n, h.p)
 	if len(groups) > 0 {
-		h.p.sendRecords(h.n, groups, recModeIsExclude)
+		h.p.sendRecords(h.n, groupRecords(groups, recModeIsExclude))
 	}
 }
 
@@ -391,12 +476,21 @@ func (h *mcastHost) respFired(g netip.Addr, seq uint64) {
 	}
 	ver := h.modeLocked(time.Now())
 	gs.reporter = true
+	srcs := gs.srcs
+	gs.srcs = nil
 	h.mu.Unlock()
 	if !h.n.IsUp() || !h.n.InGroup(g) {
 		return
 	}
 	if ver == h.p.newest() {
-		h.p.sendRecords(h.n, []netip.Addr{g}, recModeIsExclude)
+		// Our state for every group is EXCLUDE {}: the answer to a
+		// group-and-source query for sources B is IS_IN(B − {}), to a
+		// group query IS_EX {} (RFC 3376 §5.2, RFC 3810 §6.3).
+		rec := mcastRecord{typ: recModeIsExclude, group: g}
+		if len(srcs) > 0 {
+			rec = mcastRecord{typ: recModeIsInclude, group: g, sources: srcs}
+		}
+		h.p.sendRecords(h.n, []mcastRecord{rec})
 	} else {
 		h.p.sendReport(h.n, g, ver)
 	}

@@ -50,8 +50,8 @@ func TestIGMPMessagesMatchLinux(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"v3 join", igmpv3Reports(g, recChangeToExclude, 1476)[0], linuxIGMPv3Join},
-		{"v3 leave", igmpv3Reports(g, recChangeToInclude, 1476)[0], linuxIGMPv3Leave},
+		{"v3 join", igmpv3Reports(groupRecords(g, recChangeToExclude), 1476)[0], linuxIGMPv3Join},
+		{"v3 leave", igmpv3Reports(groupRecords(g, recChangeToInclude), 1476)[0], linuxIGMPv3Leave},
 		{"v2 report", igmpMessage(wire.IGMPv2Report, mustAddr("239.4.5.6")), linuxIGMPv2Join},
 		{"v2 leave", igmpMessage(wire.IGMPLeaveGroup, mustAddr("239.4.5.6")), linuxIGMPv2Leave},
 	} {
@@ -63,7 +63,7 @@ func TestIGMPMessagesMatchLinux(t *testing.T) {
 
 func TestMLDMessagesMatchLinux(t *testing.T) {
 	groups := addrs("ff02::1:ff00:0", "ff02::1:ff00:b", "ff02::6a", "ff05::2", "ff02::2")
-	got := mldv2Reports(groups, recChangeToExclude, netip.IPv6Unspecified(), 1452)
+	got := mldv2Reports(groupRecords(groups, recChangeToExclude), netip.IPv6Unspecified(), 1452)
 	if len(got) != 1 || !bytes.Equal(got[0], unhex(t, linuxMLDv2Report)) {
 		t.Errorf("MLDv2 report %x, Linux sends %s", got, linuxMLDv2Report)
 	}
@@ -90,7 +90,7 @@ func TestMcastReportsSplitToMTU(t *testing.T) {
 		groups6 = append(groups6, netip.AddrFrom16([16]byte{0xff, 0x05, 14: byte(i >> 8), 15: byte(i)}))
 	}
 	var got []netip.Addr
-	msgs := igmpv3Reports(groups, recModeIsExclude, 1500-igmpIPHeaderLen)
+	msgs := igmpv3Reports(groupRecords(groups, recModeIsExclude), 1500-igmpIPHeaderLen)
 	var sizes []int
 	for _, b := range msgs {
 		m, err := wire.ParseIGMP(b)
@@ -113,7 +113,7 @@ func TestMcastReportsSplitToMTU(t *testing.T) {
 
 	got, sizes = nil, nil
 	src := mustAddr("fe80::1")
-	for _, b := range mldv2Reports(groups6, recModeIsExclude, src, 1500-mldIPHeaderLen) {
+	for _, b := range mldv2Reports(groupRecords(groups6, recModeIsExclude), src, 1500-mldIPHeaderLen) {
 		m, err := wire.ParseICMPv6(b)
 		if err != nil || !m.ChecksumValid(src, mldv2Routers) || len(b) > 1500-mldIPHeaderLen {
 			t.Fatalf("report of %d bytes: %v", len(b), err)
@@ -584,4 +584,62 @@ func FuzzMLDInput(f *testing.F) {
 		h.s.handleMLD(mldQueryPI(h.nic, "fe80::99", 1, ra), msg)
 		h.nic.mldPending()
 	})
+}
+
+// A record with more sources than fit is split over records of the same
+// type in several reports (RFC 3376 §4.2.16, RFC 3810 §5.2.15).
+func TestMcastRecordSourcesSplit(t *testing.T) {
+	var srcs4, srcs6 []netip.Addr
+	for i := range 500 {
+		srcs4 = append(srcs4, netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}))
+		srcs6 = append(srcs6, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}))
+	}
+	g4, g6 := mustAddr("239.1.1.1"), mustAddr("ff05::1")
+	recs := []mcastRecord{{typ: recModeIsInclude, group: g4, sources: srcs4}, {typ: recModeIsExclude, group: mustAddr("239.2.2.2")}}
+	var got []netip.Addr
+	var perReport []int
+	for _, b := range igmpv3Reports(recs, 1476) {
+		m, err := wire.ParseIGMP(b)
+		if err != nil || !m.ChecksumValid() || len(b) > 1476 {
+			t.Fatalf("%d-byte report: %v", len(b), err)
+		}
+		it := m.GroupRecords()
+		n := 0
+		for r, ok := it.Next(); ok; r, ok = it.Next() {
+			if r.Group() == g4 {
+				if r.RecordType() != recModeIsInclude {
+					t.Errorf("split record type %d", r.RecordType())
+				}
+				for i := range r.NumSources() {
+					got = append(got, r.Source(i))
+				}
+			}
+			n++
+		}
+		perReport = append(perReport, n)
+	}
+	// 1476 bytes hold a record of (1476 − 8 − 8) / 4 = 365 sources.
+	if !equalAddrs(got, srcs4) || len(perReport) != 2 || perReport[0] != 1 || perReport[1] != 2 {
+		t.Errorf("IGMPv3: %d sources back, records per report %v", len(got), perReport)
+	}
+	got = got[:0]
+	src := mustAddr("fe80::1")
+	msgs := mldv2Reports([]mcastRecord{{typ: recModeIsInclude, group: g6, sources: srcs6}}, src, 1452)
+	for _, b := range msgs {
+		m, err := wire.ParseICMPv6(b)
+		if err != nil || !m.ChecksumValid(src, mldv2Routers) || len(b) > 1452 {
+			t.Fatalf("%d-byte report: %v", len(b), err)
+		}
+		r, _ := m.MLDv2Report()
+		it := r.Records()
+		for rec, ok := it.Next(); ok; rec, ok = it.Next() {
+			for i := range rec.NumSources() {
+				got = append(got, rec.Source(i))
+			}
+		}
+	}
+	// (1452 − 8 − 20) / 16 = 89 sources per record: 6 reports.
+	if !equalAddrs(got, srcs6) || len(msgs) != 6 {
+		t.Errorf("MLDv2: %d sources back in %d reports", len(got), len(msgs))
+	}
 }

@@ -540,3 +540,67 @@ func TestMcastReportsBeforeAddresses(t *testing.T) {
 		}
 	})
 }
+
+// Group-and-source-specific queries (RFC 3810 §6.2 rules 3–5, §6.3): the
+// answer is IS_IN of the queried sources, merged over the queries it
+// answers; a group-specific query makes it about the whole group.
+func TestMLDv2SourceQueriesOnTheWire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 17)
+		sn := newMcastSniffer(t, nw)
+		h := newTestHost(t, nw, Options{}, "fe80::1/64")
+		g := mustAddr("ff05::1:3")
+		h.nic.JoinGroup(g)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		sn.take()
+		ll := mustAddr("fe80::99")
+		query := func(srcs ...string) []byte {
+			f := wire.MLDv2QueryFields{MaxRespCode: 10000, QRV: 2, QQIC: 125, MulticastAddr: g}
+			for _, s := range srcs {
+				f.Sources = append(f.Sources, mustAddr(s))
+			}
+			b := make([]byte, f.Len())
+			f.Encode(b)
+			wire.SetICMPv6Checksum(b, ll, allNodes6)
+			return mldQueryFrame(ll, b)
+		}
+		answer := func() (uint8, []netip.Addr) {
+			t.Helper()
+			time.Sleep(11 * time.Second)
+			synctest.Wait()
+			got := sn.take()
+			if len(got) != 1 {
+				t.Fatalf("%d answers, want 1", len(got))
+			}
+			m, _ := wire.ParseICMPv6(got[0].mld)
+			r, _ := m.MLDv2Report()
+			it := r.Records()
+			rec, ok := it.Next()
+			if !ok || r.NumRecords() != 1 || rec.MulticastAddr() != g {
+				t.Fatalf("answer %x", got[0].mld)
+			}
+			var srcs []netip.Addr
+			for i := range rec.NumSources() {
+				srcs = append(srcs, rec.Source(i))
+			}
+			return rec.Type(), srcs
+		}
+		sn.port.WritePackets([][]byte{query("2001:db8::a", "2001:db8::b")})
+		synctest.Wait()
+		sn.port.WritePackets([][]byte{query("2001:db8::b", "2001:db8::c")})
+		typ, srcs := answer()
+		if typ != wire.MLDv2ModeIsInclude || !equalAddrs(srcs, addrs("2001:db8::a", "2001:db8::b", "2001:db8::c")) {
+			t.Errorf("answer to two source queries: type %d sources %v", typ, srcs)
+		}
+		sn.port.WritePackets([][]byte{query("2001:db8::a")})
+		synctest.Wait()
+		sn.port.WritePackets([][]byte{query()})
+		synctest.Wait()
+		sn.port.WritePackets([][]byte{query("2001:db8::d")})
+		typ, srcs = answer()
+		if typ != wire.MLDv2ModeIsExclude || len(srcs) != 0 {
+			t.Errorf("answer after a group query: type %d sources %v", typ, srcs)
+		}
+	})
+}

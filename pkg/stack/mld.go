@@ -35,9 +35,9 @@ func (mldProto) reportable(g netip.Addr) bool {
 	return g.As16()[1]&0x0f >= 2
 }
 
-func (mldProto) sendRecords(n *NIC, groups []netip.Addr, rec uint8) {
+func (mldProto) sendRecords(n *NIC, recs []mcastRecord) {
 	src := n.mldSource()
-	for _, msg := range mldv2Reports(groups, rec, src, n.MTU()-mldIPHeaderLen) {
+	for _, msg := range mldv2Reports(recs, src, n.MTU()-mldIPHeaderLen) {
 		n.sendMLD(src, mldv2Routers, msg)
 	}
 }
@@ -64,24 +64,20 @@ func mldv1Message(typ uint8, g, src, dst netip.Addr) []byte {
 	return b
 }
 
-// mldv2Reports builds MLDv2 reports from src holding one record of type
-// rec with no sources for each group, as many per report as fit in maxLen
-// bytes (RFC 3810 §5.2.15), each checksummed for src and ff02::16.
-func mldv2Reports(groups []netip.Addr, rec uint8, src netip.Addr, maxLen int) [][]byte {
-	per := (maxLen - 8) / 20 // report header, then 20-byte records
-	per = max(1, min(per, 0xffff))
+// mldv2Reports builds MLDv2 reports from src of at most maxLen bytes
+// holding the records (RFC 3810 §5.2), each checksummed for src and
+// ff02::16.
+func mldv2Reports(recs []mcastRecord, src netip.Addr, maxLen int) [][]byte {
 	var out [][]byte
-	for len(groups) > 0 {
-		k := min(per, len(groups))
-		f := wire.MLDv2ReportFields{Records: make([]wire.MLDv2RecordFields, k)}
-		for i, g := range groups[:k] {
-			f.Records[i] = wire.MLDv2RecordFields{Type: rec, MulticastAddr: g}
+	for _, batch := range packRecords(recs, maxLen, 8, 20, 16) {
+		f := wire.MLDv2ReportFields{Records: make([]wire.MLDv2RecordFields, len(batch))}
+		for i, r := range batch {
+			f.Records[i] = wire.MLDv2RecordFields{Type: r.typ, MulticastAddr: r.group, Sources: r.sources}
 		}
 		b := make([]byte, f.Len())
 		f.Encode(b)
 		wire.SetICMPv6Checksum(b, src, mldv2Routers)
 		out = append(out, b)
-		groups = groups[k:]
 	}
 	return out
 }
@@ -140,6 +136,7 @@ func (s *Stack) handleMLD(pi *PacketInfo, msg []byte) {
 		var (
 			version = 1
 			g       netip.Addr
+			srcs    []netip.Addr
 			maxResp time.Duration
 			qrv     int
 			qi      time.Duration
@@ -148,6 +145,9 @@ func (s *Stack) handleMLD(pi *PacketInfo, msg []byte) {
 			version, g = 2, q.MulticastAddr()
 			maxResp = time.Duration(q.MaxResponseDelay()) * time.Millisecond
 			qrv, qi = int(q.QRV()), time.Duration(q.QueryInterval())*time.Second
+			for i := range q.NumSources() {
+				srcs = append(srcs, q.Source(i))
+			}
 		} else if q, ok := m.MLD(); ok {
 			g = q.MulticastAddr()
 			maxResp = time.Duration(q.MaxResponseDelay()) * time.Millisecond
@@ -158,7 +158,7 @@ func (s *Stack) handleMLD(pi *PacketInfo, msg []byte) {
 		if !general && !g.IsMulticast() {
 			return
 		}
-		n.mld.h.query(n, mldProto{}, version, g, maxResp, qrv, qi,
+		n.mld.h.query(n, mldProto{}, version, g, srcs, maxResp, qrv, qi,
 			n.mld.h.joinedFor(n, mldProto{}, g, general))
 	case wire.ICMPv6MLDReport:
 		if s.IsLocal(pi.Src) {
