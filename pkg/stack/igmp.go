@@ -28,7 +28,7 @@ type igmpProto struct{}
 func (igmpProto) newest() int { return 3 }
 
 // reportable: every IPv4 group but all-systems, which is never reported
-// (RFC 2236 §6, RFC 3376 §5).
+// (RFC 2236 §6).
 func (igmpProto) reportable(g netip.Addr) bool { return g.Is4() && g.IsMulticast() && g != allNodes4 }
 
 func (igmpProto) sendRecords(n *NIC, recs []mcastRecord) {

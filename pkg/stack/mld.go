@@ -127,9 +127,9 @@ func (s *Stack) handleMLD(pi *PacketInfo, msg []byte) {
 	}
 	switch m.Type() {
 	case wire.ICMPv6MLDQuery:
-		// RFC 3810 §5.1.14 (and RFC 2710 §5 for the source): a query
-		// must come from a link-local address, with hop limit 1 and a
-		// Router Alert; otherwise it is dropped.
+		// RFC 3810 §5.1.14 and §6.2: a query must come from a
+		// link-local address, with hop limit 1 and a Router Alert;
+		// otherwise it is dropped. (Linux checks only the source.)
 		if !pi.Src.IsLinkLocalUnicast() || pi.TTL != 1 || !hasRouterAlert6(pi.Network) {
 			return
 		}
