@@ -8,12 +8,17 @@ set -u
 # What the tests use: a file or command that shows it is there → the
 # Debian packages that provide it. tshark decodes what we build; iproute2
 # builds the kernel lab; QEMU with the iPXE ROMs is the guest on the other
-# end of the qemu link endpoints.
+# end of the qemu link endpoints. ping, arping, traceroute and radvd are
+# the kernel-side tools of the network layer's interop tests.
 need=(
 	"tshark:tshark"
 	"ip:iproute2"
 	"qemu-system-x86_64:qemu-system-x86"
 	"/usr/lib/ipxe/qemu/efi-e1000.rom:ipxe-qemu"
+	"ping:iputils-ping"
+	"arping:arping"
+	"traceroute:traceroute"
+	"radvd:radvd"
 )
 
 missing=()

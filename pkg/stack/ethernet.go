@@ -46,6 +46,11 @@ func (n *NIC) DeliverFrame(frame []byte) {
 		n.stats.RxDropped.Add(1)
 		return
 	}
+	if target != n {
+		// The parent sees the tagged frame too, as in Linux.
+		n.stats.RxPackets.Add(1)
+		n.stats.RxBytes.Add(uint64(len(frame)))
+	}
 	target.receive(eth)
 }
 

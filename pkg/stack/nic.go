@@ -230,9 +230,22 @@ func (n *NIC) SetUp(up bool) {
 	}
 	n.up = up
 	addrs := n.snapshotAddrsLocked()
+	var joined []netip.Addr // groups joined while down: report them now
+	if up {
+		for g := range n.groups {
+			joined = append(joined, g)
+		}
+	}
 	n.mu.Unlock()
 	if up {
 		if !n.loopback {
+			for _, g := range joined {
+				if g.Is4() {
+					n.igmpJoined(g)
+				} else {
+					n.mldJoined(g)
+				}
+			}
 			n.JoinGroup(allNodes4)
 			n.JoinGroup(allNodes6)
 			if n.s.forwarding(true) {
