@@ -16,10 +16,10 @@ import (
 )
 
 // NDP tests drive handleNDP directly with messages built here and watch
-// what the stack sends from a sniffer port on the same emulated switch.
+// what the stack sends from a ndpSniffer port on the same emulated switch.
 
-// sniffer is a port that records the NDP messages it sees.
-type sniffer struct {
+// ndpSniffer is a port that records the NDP messages it sees.
+type ndpSniffer struct {
 	port *emu.Port
 	mu   sync.Mutex
 	got  []seenNDP
@@ -35,9 +35,9 @@ type seenNDP struct {
 	at             time.Time
 }
 
-func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
+func newNDPSniffer(t testing.TB, nw *emu.Network) *ndpSniffer {
 	t.Helper()
-	s := &sniffer{port: nw.NewPort(emu.PortConfig{})}
+	s := &ndpSniffer{port: nw.NewPort(emu.PortConfig{})}
 	s.port.Attach(link.DispatcherFunc(func(f []byte) {
 		eth, err := wire.ParseEthernet(f)
 		if err != nil || eth.EtherType() != wire.EtherTypeIPv6 {
@@ -63,7 +63,7 @@ func newSniffer(t testing.TB, nw *emu.Network) *sniffer {
 }
 
 // take returns and forgets the messages of type typ seen so far.
-func (s *sniffer) take(typ uint8) []seenNDP {
+func (s *ndpSniffer) take(typ uint8) []seenNDP {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out, rest []seenNDP
@@ -78,7 +78,7 @@ func (s *sniffer) take(typ uint8) []seenNDP {
 	return out
 }
 
-func (s *sniffer) mac() wire.MAC { return s.port.MAC() }
+func (s *ndpSniffer) mac() wire.MAC { return s.port.MAC() }
 
 // ndpPI is the PacketInfo of an NDP message received on n.
 func ndpPI(n *NIC, src, dst string) *PacketInfo {
@@ -101,11 +101,11 @@ var (
 	routerMAC = wire.MAC{0x02, 0, 0, 0, 0xcc, 0x01}
 )
 
-// newNDPHost is a host with DAD and autoconfiguration on, plus a sniffer.
-func newNDPHost(t *testing.T, opts Options, addrs ...string) (*testHost, *sniffer) {
+// newNDPHost is a host with DAD and autoconfiguration on, plus a ndpSniffer.
+func newNDPHost(t *testing.T, opts Options, addrs ...string) (*testHost, *ndpSniffer) {
 	t.Helper()
 	nw := newTestNet(t, 1)
-	sn := newSniffer(t, nw)
+	sn := newNDPSniffer(t, nw)
 	opts.Seed = 7
 	h := newTestHostNIC(t, nw, opts, NICOptions{}, emu.PortConfig{MAC: wire.MAC{0x52, 0x54, 0, 0x12, 0x34, 0x56}}, addrs...)
 	return h, sn
@@ -319,7 +319,7 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 	for _, fwd := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
 			nw := newTestNet(t, 1)
-			sn := newSniffer(t, nw)
+			sn := newNDPSniffer(t, nw)
 			h := newTestHost(t, nw, Options{IPv6Forwarding: fwd}, "2001:db8::1/64")
 			n := h.nic
 			peer := sn.mac()
@@ -374,7 +374,7 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 func TestNeighborSolicitSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 1)
-		sn := newSniffer(t, nw)
+		sn := newNDPSniffer(t, nw)
 		h := newTestHost(t, nw, Options{}, "2001:db8::1/64", "2001:db8:1::1/64")
 		n := h.nic
 		target := mustAddr("2001:db8:1::9")
@@ -771,7 +771,7 @@ func TestNDPMalformed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				nw := newTestNet(t, 1)
-				sn := newSniffer(t, nw)
+				sn := newNDPSniffer(t, nw)
 				h := newTestHost(t, nw, Options{}, "2001:db8::1/64")
 				n := h.nic
 				pi := ndpPI(n, c.src, c.dst)
