@@ -190,7 +190,8 @@ func New[P any](cfg Config, h Handler[P]) *Cache[P] {
 		c.sizer = s
 	}
 	c.drawReachable(time.Now())
-	// Under c.mu: periodic reads gcTimer and may run before AfterFunc returns.
+	// Under the lock: periodic may run (and read gcTimer) before
+	// AfterFunc's result is stored.
 	c.mu.Lock()
 	c.gcTimer = time.AfterFunc(cfg.GCInterval, c.periodic)
 	c.mu.Unlock()
