@@ -15,7 +15,6 @@ import (
 
 	"github.com/stackbox/stackbox/internal/netlab"
 	"github.com/stackbox/stackbox/pkg/stack/route"
-	"github.com/stackbox/stackbox/pkg/wire"
 )
 
 // Kernel interop for NDP and SLAAC: our stack on one side of a TAP, the
@@ -53,17 +52,6 @@ func waitFor(ctx context.Context, cond func() bool) bool {
 		}
 	}
 	return true
-}
-
-// echoRequest6 builds an IPv6 echo request (header included).
-func echoRequest6(src, dst netip.Addr) *Packet {
-	icmp := wire.ICMPv6Fields{Type: wire.ICMPv6EchoRequest, Rest: wire.ICMPv6EchoRest(0x77, 1), PayloadLen: 8}
-	pkt := NewPacket(icmp.Len() + 8)
-	icmp.Encode(pkt.Bytes())
-	icmp.SetChecksum(pkt.Bytes(), src, dst)
-	h := wire.IPv6Fields{NextHeader: wire.IPProtoICMPv6, HopLimit: 64, Src: src, Dst: dst, PayloadLen: pkt.Len()}
-	h.Encode(pkt.Prepend(h.Len()))
-	return pkt
 }
 
 // TestNDPKernelInterop: our address passes DAD next to the kernel, we
