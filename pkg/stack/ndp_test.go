@@ -821,3 +821,43 @@ func FuzzNDPInput(f *testing.F) {
 		n.SearchDomains()
 	})
 }
+
+// TestDADOnLinkUp: bringing the link down and up again runs DAD anew for
+// every address (RFC 4862 §5.4) and router solicitation after it; an
+// address added with NoDAD stays preferred.
+func TestDADOnLinkUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, sn := newNDPHost(t, Options{}, "2001:db8::1/64")
+		n := h.nic
+		if err := n.AddAddress(Address{Prefix: netip.MustParsePrefix("2001:db8::9/64"), NoDAD: true}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		sn.take(wire.ICMPv6NeighborSolicit)
+		sn.take(wire.ICMPv6RouterSolicit)
+		n.SetUp(false)
+		n.SetUp(true)
+		for _, a := range []string{"2001:db8::1", LinkLocalAddress(n.MAC()).String()} {
+			if st := addrState(t, n, a); st != Tentative {
+				t.Errorf("%s is %v right after link up, want tentative", a, st)
+			}
+		}
+		if st := addrState(t, n, "2001:db8::9"); st != Preferred {
+			t.Errorf("NoDAD address is %v after link up", st)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if ns := sn.take(wire.ICMPv6NeighborSolicit); len(ns) != 2 {
+			t.Errorf("%d DAD probes after link up, want 2", len(ns))
+		}
+		for _, a := range []string{"2001:db8::1", LinkLocalAddress(n.MAC()).String()} {
+			if st := addrState(t, n, a); st != Preferred {
+				t.Errorf("%s is %v after DAD, want preferred", a, st)
+			}
+		}
+		if rs := sn.take(wire.ICMPv6RouterSolicit); len(rs) != 1 {
+			t.Errorf("%d RS after the new DAD, want 1 so far", len(rs))
+		}
+	})
+}

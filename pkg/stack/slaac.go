@@ -108,11 +108,20 @@ func (n *NIC) linkUp6(addrs []Address) {
 	if n.loopback {
 		return
 	}
+	n.mu.RLock()
+	auto, mac, dad := !n.noAutoconf, n.mac, !n.noDAD
+	n.mu.RUnlock()
 	hasLL, usableLL := false, false
 	for _, a := range addrs {
 		ad := a.Prefix.Addr()
 		if !ad.Is6() {
 			continue
+		}
+		if a.State.usable() && dad && !a.NoDAD {
+			// RFC 4862 §5.4: DAD runs again whenever the interface is
+			// (re)initialised, as Linux does on link up.
+			n.setAddressState(ad, Tentative)
+			a.State = Tentative
 		}
 		if ad.IsLinkLocalUnicast() {
 			hasLL = true
@@ -122,9 +131,6 @@ func (n *NIC) linkUp6(addrs []Address) {
 			n.startDAD(ad)
 		}
 	}
-	n.mu.RLock()
-	auto, mac := !n.noAutoconf, n.mac
-	n.mu.RUnlock()
 	if !hasLL && auto {
 		// RFC 4862 §5.3; AddAddress calls addressAdded6, which runs DAD and
 		// then solicits routers.
