@@ -61,6 +61,8 @@ type ndpState struct {
 
 	retrans     time.Duration // RetransTimer from router advertisements; 0: default
 	curHopLimit uint8         // Cur Hop Limit from router advertisements; 0: unset
+	managed     bool          // M flag of the last router advertisement
+	other       bool          // O flag of the last router advertisement
 	mtu         int           // MTU option from router advertisements; 0: none
 	rdnss       []dnsEntry[netip.Addr]
 	dnssl       []dnsEntry[string]

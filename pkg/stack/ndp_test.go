@@ -470,7 +470,7 @@ func TestRouterAdvert(t *testing.T) {
 		}
 		start := time.Now()
 		ra := raMsg(wire.NDPRouterAdvertFields{
-			CurHopLimit: 32, RouterLifetime: 600, ReachableTime: 10000, RetransTimer: 2000,
+			CurHopLimit: 32, RouterLifetime: 600, Other: true, ReachableTime: 10000, RetransTimer: 2000,
 			SourceLinkAddr: routerMAC, MTU: 1400,
 			Prefixes: []wire.NDPPrefixFields{
 				{Prefix: netip.MustParsePrefix("2001:db8:1::/64"), OnLink: true, Autonomous: true, ValidLifetime: 3600, PreferredLifetime: 1800},
@@ -518,6 +518,9 @@ func TestRouterAdvert(t *testing.T) {
 		}
 		if got := n.IPv6MTU(); got != 1400 {
 			t.Errorf("IPv6MTU %d, want 1400", got)
+		}
+		if m, o := n.RAFlags(); m || !o {
+			t.Errorf("RAFlags M=%v O=%v, want M=0 O=1", m, o)
 		}
 		if got := n.CurHopLimit(); got != 32 {
 			t.Errorf("CurHopLimit %d, want 32", got)

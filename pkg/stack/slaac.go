@@ -327,6 +327,7 @@ func (n *NIC) handleRouterAdvert(pi *PacketInfo, m wire.ICMPv6) bool {
 	src := pi.Src.WithZone("")
 	n.v6.mu.Lock()
 	n.stopRSLocked() // §6.3.7: a router answered
+	n.v6.managed, n.v6.other = ra.Managed(), ra.Other()
 	if h := ra.CurHopLimit(); h != 0 {
 		n.v6.curHopLimit = h
 	}
@@ -560,6 +561,15 @@ func (n *NIC) CurHopLimit() uint8 {
 		return h
 	}
 	return n.s.opts.DefaultTTL
+}
+
+// RAFlags returns the Managed and Other flags of the last router
+// advertisement received on the NIC (RFC 4861 §4.2): whether addresses
+// (M) or other configuration (O) are available from DHCPv6.
+func (n *NIC) RAFlags() (managed, other bool) {
+	n.v6.mu.Lock()
+	defer n.v6.mu.Unlock()
+	return n.v6.managed, n.v6.other
 }
 
 // NDPConflicts counts neighbour advertisements from other nodes for
