@@ -864,3 +864,64 @@ func TestDADOnLinkUp(t *testing.T) {
 		}
 	})
 }
+
+// TestRAOptionEdges: an MTU outside 1280..link MTU is ignored; a prefix
+// whose preferred lifetime exceeds its valid one is ignored (RFC 4862
+// §5.5.3 (c)); valid lifetime 0 removes an on-link prefix; RDNSS lifetime
+// 0 removes a server (RFC 8106 §5.1); a router (forwarding) never solicits.
+func TestRAOptionEdges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 1)
+		sn := newNDPSniffer(t, nw)
+		h := newTestHostNIC(t, nw, Options{}, NICOptions{NoDAD: true}, emu.PortConfig{})
+		n := h.nic
+		ra := func(f wire.NDPRouterAdvertFields) { n.s.handleNDP(ndpPI(n, "fe80::1", "ff02::1"), raMsg(f)) }
+		link := n.MTU()
+		for _, mtu := range []uint32{1000, uint32(link) + 1} {
+			ra(wire.NDPRouterAdvertFields{MTU: mtu})
+			if got := n.IPv6MTU(); got != link {
+				t.Errorf("RA MTU %d: IPv6MTU %d, want the link's %d", mtu, got, link)
+			}
+		}
+		ra(wire.NDPRouterAdvertFields{MTU: 1280})
+		if got := n.IPv6MTU(); got != 1280 {
+			t.Errorf("RA MTU 1280: IPv6MTU %d", got)
+		}
+		pfx := netip.MustParsePrefix("2001:db8:4::/64")
+		ra(wire.NDPRouterAdvertFields{Prefixes: []wire.NDPPrefixFields{
+			{Prefix: pfx, OnLink: true, Autonomous: true, ValidLifetime: 100, PreferredLifetime: 200}}})
+		if _, ok := findRoute(n.s, pfx.String(), route.ProtoRA); ok {
+			t.Error("prefix with preferred > valid made on-link")
+		}
+		if _, ok := n.addressState(slaacAddr(pfx.Addr(), n.MAC())); ok {
+			t.Error("prefix with preferred > valid made an address")
+		}
+		ra(wire.NDPRouterAdvertFields{Prefixes: []wire.NDPPrefixFields{{Prefix: pfx, OnLink: true, ValidLifetime: 100, PreferredLifetime: 50}}})
+		if _, ok := findRoute(n.s, pfx.String(), route.ProtoRA); !ok {
+			t.Fatal("no on-link route")
+		}
+		ra(wire.NDPRouterAdvertFields{Prefixes: []wire.NDPPrefixFields{{Prefix: pfx, OnLink: true}}})
+		if _, ok := findRoute(n.s, pfx.String(), route.ProtoRA); ok {
+			t.Error("valid lifetime 0 left the on-link route")
+		}
+		dns1, dns2 := mustAddr("2001:db8::53"), mustAddr("2001:db8::54")
+		ra(wire.NDPRouterAdvertFields{RDNSS: []netip.Addr{dns1, dns2}, RDNSSLifetime: 300})
+		ra(wire.NDPRouterAdvertFields{RDNSS: []netip.Addr{dns1}, RDNSSLifetime: 0})
+		if got := n.DNSServers(); !slices.Equal(got, []netip.Addr{dns2}) {
+			t.Errorf("DNSServers %v after removing %v", got, dns1)
+		}
+
+		// A router does not solicit.
+		r := newTestHostNIC(t, nw, Options{IPv6Forwarding: true}, NICOptions{}, emu.PortConfig{})
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		for _, m := range sn.take(wire.ICMPv6RouterSolicit) {
+			if m.ethSrc == r.nic.MAC() {
+				t.Errorf("router sent an RS from %v", m.src)
+			}
+		}
+		if st := addrState(t, r.nic, LinkLocalAddress(r.nic.MAC()).String()); st != Preferred {
+			t.Errorf("router's link-local is %v", st)
+		}
+	})
+}
