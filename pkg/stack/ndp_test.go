@@ -925,3 +925,49 @@ func TestRAOptionEdges(t *testing.T) {
 		}
 	})
 }
+
+// TestDADTransmits: SetDADTransmits(3) sends three probes RetransTimer
+// apart before the address is preferred; 0 makes it preferred at once.
+func TestDADTransmits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newTestNet(t, 1)
+		sn := newNDPSniffer(t, nw)
+		h := newTestHostNIC(t, nw, Options{}, NICOptions{NoAutoconf: true}, emu.PortConfig{})
+		n := h.nic
+		n.SetDADTransmits(3)
+		if err := n.AddAddress(Address{Prefix: netip.MustParsePrefix("2001:db8::1/64")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3500 * time.Millisecond) // delay < 1 s, then probes at +0, +1, +2 s
+		synctest.Wait()
+		ns := sn.take(wire.ICMPv6NeighborSolicit)
+		if len(ns) != 3 {
+			t.Fatalf("%d probes, want 3", len(ns))
+		}
+		for i := 1; i < len(ns); i++ {
+			if d := ns[i].at.Sub(ns[i-1].at); d != time.Second {
+				t.Errorf("probes %d and %d %v apart, want 1 s", i-1, i, d)
+			}
+		}
+		st := addrState(t, n, "2001:db8::1")
+		if done := time.Since(ns[2].at) >= time.Second; (st == Preferred) != done {
+			t.Errorf("state %v %v after the last probe", st, time.Since(ns[2].at))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := addrState(t, n, "2001:db8::1"); st != Preferred {
+			t.Errorf("state %v after three probes", st)
+		}
+		n.SetDADTransmits(0)
+		if err := n.AddAddress(Address{Prefix: netip.MustParsePrefix("2001:db8::2/64")}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st := addrState(t, n, "2001:db8::2"); st != Preferred {
+			t.Errorf("state %v with DAD off", st)
+		}
+		if ns := sn.take(wire.ICMPv6NeighborSolicit); len(ns) != 0 {
+			t.Errorf("%d probes with DAD off", len(ns))
+		}
+	})
+}
