@@ -113,7 +113,7 @@ func TestKernelProbeAnsweredARP(t *testing.T) {
 // entry is REACHABLE with the kernel side's MAC.
 func TestStackResolvesKernelARP(t *testing.T) {
 	_, tp, _, n := arpLab(t, true)
-	n.ARP().Resolve(arpKernelIP, ipv4Packet(arpOurIP, arpKernelIP, 8))
+	n.ARP().Resolve(arpKernelIP, arpIPv4Packet(arpOurIP, arpKernelIP, 8))
 	e := waitARPEntry(t, n, arpKernelIP, func(e neighbor.Entry) bool { return e.State == neighbor.Reachable })
 	if e.MAC != tp.MAC {
 		t.Errorf("kernel at %v, want %v", e.MAC, tp.MAC)
