@@ -164,7 +164,10 @@ func (n *NIC) AddAddress(a Address) error {
 		a.Broadcast = prefixBroadcast(p)
 	}
 	n.s.mu.Lock()
-	if other, ok := n.s.local[ad]; ok {
+	// A link-local address is unique per link only (RFC 4291 §2.5.6): a
+	// VLAN and its parent share a MAC, hence an EUI-64 link-local address.
+	other, taken := n.s.local[ad]
+	if taken && (other == n || !ad.IsLinkLocalUnicast()) {
 		n.s.mu.Unlock()
 		return fmt.Errorf("stack: %v is already on %s: %w", ad, other.name, ErrNICExists)
 	}
@@ -182,7 +185,9 @@ func (n *NIC) AddAddress(a Address) error {
 	}
 	e := &address{Address: a}
 	n.addrs = append(n.addrs, e)
-	n.s.local[ad] = n
+	if !taken {
+		n.s.local[ad] = n
+	}
 	up := n.up
 	n.armLifetimeLocked(e)
 	n.mu.Unlock()
@@ -227,10 +232,17 @@ func (n *NIC) RemoveAddress(a netip.Addr) error {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
+	n.mu.Unlock()
 	if n.s.local[a] == n {
 		delete(n.s.local, a)
+		// Another link may hold the same link-local address.
+		for _, o := range n.s.nics {
+			if o != n && o.hasAddress(a) {
+				n.s.local[a] = o
+				break
+			}
+		}
 	}
-	n.mu.Unlock()
 	n.s.mu.Unlock()
 	n.s.routes.AddressRemoved(n.index, e.Prefix)
 	if a.Is6() && !n.loopback {

@@ -74,8 +74,10 @@ func (s *Stack) handleIPv6(n *NIC, pkt []byte, pt PacketType) {
 		}
 	default:
 		ln, ok := s.localNIC(dst)
-		if ok && dst.IsLinkLocalUnicast() && ln != n && !n.loopback {
-			ok = false // a link-local address belongs to its own link only
+		if dst.IsLinkLocalUnicast() && !n.loopback {
+			// A link-local address belongs to its own link only, and
+			// the same one may sit on several links (RFC 4291 §2.5.6).
+			ln, ok = n, n.hasAddress(dst)
 		}
 		if !ok {
 			s.forward6(n, h, pt)
@@ -405,7 +407,7 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		s.icmpv6Error(n, h, pt, wire.ICMPv6TimeExceeded, wire.ICMPv6CodeHopLimitExceeded, 0)
 		return
 	}
-	mtu := out.MTU()
+	mtu := out.IPv6MTU()
 	if rt.MTU > 0 && rt.MTU < mtu {
 		mtu = rt.MTU
 	}
@@ -452,7 +454,7 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 	}
 	hop := o.TTL
 	if hop == 0 {
-		hop = s.opts.DefaultTTL
+		hop = r.NIC.CurHopLimit() // an RA's Cur Hop Limit (RFC 4861 §6.3.4)
 		if r.Dst.IsMulticast() {
 			hop = 1 // RFC 3493 §5.2: IPV6_MULTICAST_HOPS defaults to 1
 		}
@@ -469,8 +471,8 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 		fields.NextHeader = wire.IPProtoHopByHop
 	}
 	mtu := r.MTU
-	if mtu <= 0 {
-		mtu = r.NIC.MTU()
+	if nm := r.NIC.IPv6MTU(); mtu <= 0 || mtu > nm {
+		mtu = nm // the link MTU an RA announced (RFC 4861 §6.3.4)
 	}
 	if p, ok := s.pmtu.get(r.Dst); ok && p < mtu && r.Kind != RouteLocal {
 		mtu = p

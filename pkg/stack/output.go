@@ -145,7 +145,11 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		src = a
 	}
 	r.Src = src
-	if nm := r.NIC.MTU(); r.MTU == 0 || r.MTU > nm {
+	nm := r.NIC.MTU()
+	if dst.Is6() {
+		nm = r.NIC.IPv6MTU()
+	}
+	if r.MTU == 0 || r.MTU > nm {
 		r.MTU = nm
 	}
 	return r, nil

@@ -164,3 +164,27 @@ func TestRateLimiter(t *testing.T) {
 		t.Error("loopback limited")
 	}
 }
+
+// A VLAN shares its parent's MAC, so its EUI-64 link-local address is the
+// parent's: both may hold it (RFC 4291 §2.5.6), and removing one leaves
+// the other local.
+func TestLinkLocalOnSeveralLinks(t *testing.T) {
+	nw := newTestNet(t, 4)
+	h := newTestHost(t, nw, Options{}, "fe80::1/64", "2001:db8::1/64")
+	v, err := h.s.AddVLAN(h.nic, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix("fe80::1/64"), NoDAD: true}); err != nil {
+		t.Fatalf("same link-local on the VLAN: %v", err)
+	}
+	if err := v.AddAddress(Address{Prefix: netip.MustParsePrefix("2001:db8::1/64")}); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("same global address on the VLAN: %v", err)
+	}
+	if err := h.nic.RemoveAddress(mustAddr("fe80::1")); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := h.s.localNIC(mustAddr("fe80::1")); !ok || n != v {
+		t.Errorf("after removal from eth0 the address is on %v %v, want eth0.10", n, ok)
+	}
+}
