@@ -137,9 +137,11 @@ func New(opts Options) *Stack {
 	s.pmtu.init()
 	c4 := opts.IPv4Reassembly
 	c4.OnTimeout = s.reassemblyTimeout4
+	c4.OnFail = func(_ fragment.Key, timedOut bool) { s.reassemblyFailed(false, timedOut) }
 	s.reasm4 = fragment.New(c4)
 	c6 := opts.IPv6Reassembly
 	c6.OnTimeout = s.reassemblyTimeout6
+	c6.OnFail = func(_ fragment.Key, timedOut bool) { s.reassemblyFailed(true, timedOut) }
 	s.reasm6 = fragment.New(c6)
 	if !opts.NoLoopback {
 		ep := loopback.New(loopback.Config{})
@@ -435,4 +437,24 @@ func (s *Stack) armRouteExpiry() {
 func (s *Stack) expireRoutes() {
 	s.routes.Expire(time.Now())
 	s.armRouteExpiry()
+}
+
+// reassemblyFailed counts a datagram that failed reassembly without
+// reaching reassemblyTimeout4/6 (which count the others): one that timed
+// out before its first fragment came, or one evicted under the memory
+// limit. Linux counts both (ip_expire: ReasmFails and ReasmTimeout for
+// every expired queue; ip_defrag: ReasmFails for a fragment it cannot
+// queue).
+func (s *Stack) reassemblyFailed(ipv6, timedOut bool) {
+	if ipv6 {
+		s.stats.IP6.ReasmFails.Add(1)
+		if timedOut {
+			s.stats.IP6.ReasmTimeout.Add(1)
+		}
+		return
+	}
+	s.stats.IP.ReasmFails.Add(1)
+	if timedOut {
+		s.stats.IP.ReasmTimeout.Add(1)
+	}
 }

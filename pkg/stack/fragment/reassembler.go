@@ -103,6 +103,14 @@ type Config struct {
 	// OnTimeout, if set, is called for every datagram that times out after
 	// its offset-zero fragment arrived, without the Reassembler's lock held.
 	OnTimeout func(Expired)
+	// OnFail, if set, is called, without the lock held, for every pending
+	// datagram that fails without an OnTimeout call: one that timed out
+	// before its offset-zero fragment arrived (timedOut true) or one
+	// evicted to stay within MemoryLimit (timedOut false). With OnTimeout
+	// it lets the owner count every failure, as Linux counts
+	// ReasmFails/ReasmTimeout for each expired or dropped queue
+	// (ip_expire, ip_defrag).
+	OnFail func(k Key, timedOut bool)
 }
 
 // Defaults.
@@ -236,6 +244,13 @@ type Reassembler struct {
 	timer      *time.Timer
 	closed     bool
 	stats      Stats
+	failed     []failure // for OnFail, reported once the lock is released
+}
+
+// failure is a datagram to report to Config.OnFail.
+type failure struct {
+	key      Key
+	timedOut bool
 }
 
 // New returns a Reassembler. Zero Config fields take the IPv4 defaults.
@@ -313,8 +328,9 @@ func (r *Reassembler) Process(key Key, p Packet) (d Datagram, done bool, err err
 	if err != nil {
 		r.stats.ReasmFails++
 	}
+	failed := r.takeFailedLocked()
 	r.mu.Unlock()
-	r.report(expired)
+	r.report(expired, failed)
 	return d, done, err
 }
 
@@ -493,6 +509,7 @@ func (r *Reassembler) makeRoom(need int, keep *entry) bool {
 			if !x.dead {
 				r.stats.Evictions++
 				r.stats.ReasmFails++
+				r.noteFailedLocked(x.key, false)
 			}
 			r.remove(x)
 		}
@@ -541,6 +558,9 @@ func (r *Reassembler) expireLocked(now time.Time) []Expired {
 		}
 		r.stats.ReasmTimeout++
 		r.stats.ReasmFails++
+		if !e.first {
+			r.noteFailedLocked(e.key, true)
+		}
 		// ICMP Time Exceeded is sent only if the offset-zero fragment
 		// arrived (RFC 8200 §4.5; RFC 1122 §3.3.2 quotes that fragment).
 		if e.first && r.cfg.OnTimeout != nil {
@@ -576,14 +596,32 @@ func (r *Reassembler) onTimer() {
 	now := time.Now()
 	expired := r.expireLocked(now)
 	r.armLocked(now)
+	failed := r.takeFailedLocked()
 	r.mu.Unlock()
-	r.report(expired)
+	r.report(expired, failed)
 }
 
-// report calls OnTimeout; the caller must not hold r.mu.
-func (r *Reassembler) report(expired []Expired) {
+// noteFailedLocked queues a failure for OnFail; r.mu is held.
+func (r *Reassembler) noteFailedLocked(k Key, timedOut bool) {
+	if r.cfg.OnFail != nil {
+		r.failed = append(r.failed, failure{k, timedOut})
+	}
+}
+
+// takeFailedLocked returns the failures queued for OnFail; r.mu is held.
+func (r *Reassembler) takeFailedLocked() []failure {
+	f := r.failed
+	r.failed = nil
+	return f
+}
+
+// report calls OnTimeout and OnFail; the caller must not hold r.mu.
+func (r *Reassembler) report(expired []Expired, failed []failure) {
 	for _, x := range expired {
 		r.cfg.OnTimeout(x)
+	}
+	for _, f := range failed {
+		r.cfg.OnFail(f.key, f.timedOut)
 	}
 }
 
