@@ -99,7 +99,7 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 			r.NIC = s.firstUpNIC(dst.Is4())
 		}
 		if r.NIC == nil {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 	default:
 		var rt, ok = s.routes.Lookup(dst)
@@ -111,14 +111,14 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 			}
 		}
 		if !ok {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 		if rt.Type.Reject() {
-			return Route{}, rejectError(rt)
+			return Route{}, s.noRoute(dst, rejectError(rt))
 		}
 		n, found := s.NIC(rt.NIC)
 		if !found {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 		r.NIC = n
 		if rt.Gateway.IsValid() {
@@ -153,6 +153,17 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		r.MTU = nm
 	}
 	return r, nil
+}
+
+// noRoute counts a failed output route lookup (OutNoRoutes, as Linux
+// counts it when a socket's lookup fails) and returns err.
+func (s *Stack) noRoute(dst netip.Addr, err error) error {
+	if dst.Is4() {
+		s.stats.IP.OutNoRoutes.Add(1)
+	} else {
+		s.stats.IP6.OutNoRoutes.Add(1)
+	}
+	return err
 }
 
 func routeOnLink(n *NIC, dst netip.Addr) route.Route {

@@ -90,6 +90,9 @@ func TestConnectedRoutesFollowAddressesAndLink(t *testing.T) {
 	if _, err := s.FindRoute(0, netip.Addr{}, mustAddr("10.1.2.9")); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Errorf("route while down: %v", err)
 	}
+	if v := s.stats.IP.OutNoRoutes.Load(); v != 1 {
+		t.Errorf("OutNoRoutes %d, want 1", v)
+	}
 	n.SetUp(true)
 	r, err := s.FindRoute(0, netip.Addr{}, mustAddr("10.1.2.9"))
 	if err != nil || r.NIC != n || r.Src != mustAddr("10.1.2.3") || r.NextHop != mustAddr("10.1.2.9") || r.MTU != n.MTU() {
