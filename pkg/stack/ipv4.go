@@ -502,7 +502,7 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	if srrNext.IsValid() {
 		dst = srrNext
 	}
-	rt, ok := s.routes.Lookup(dst)
+	rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: h.Src(), IIF: in.index})
 	if !ok {
 		st.OutNoRoutes.Add(1)
 		s.sendICMPv4Error(in, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4NetUnreachable})

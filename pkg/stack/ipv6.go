@@ -377,7 +377,7 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		s.icmpv6Error(n, h, pt, wire.ICMPv6DstUnreachable, wire.ICMPv6CodeBeyondScope, 0)
 		return
 	}
-	rt, ok := s.routes.Lookup(dst)
+	rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: h.Src(), IIF: n.index})
 	var out *NIC
 	if ok && !rt.Type.Reject() {
 		out, ok = s.NIC(rt.NIC)

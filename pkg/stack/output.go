@@ -32,7 +32,7 @@ type Route struct {
 
 // RouteGeneration changes whenever a route changes; a cached Route is
 // stale when it does (path MTU changes are read at each WritePacket).
-func (s *Stack) RouteGeneration() uint64 { return s.routes.Generation() }
+func (s *Stack) RouteGeneration() uint64 { return s.policy.Generation() }
 
 // FindRoute picks the interface, source address and next hop for
 // sending to dst. nicIndex, if not 0, binds the lookup to that interface
@@ -91,7 +91,7 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		}
 		r.NIC = bound
 		if r.NIC == nil {
-			if rt, ok := s.routes.Lookup(dst); ok && !rt.Type.Reject() {
+			if rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: src}); ok && !rt.Type.Reject() {
 				r.NIC, _ = s.NIC(rt.NIC)
 			}
 		}
@@ -102,9 +102,12 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 	default:
-		var rt, ok = s.routes.Lookup(dst)
+		f := route.Flow{Dst: dst, Src: src}
 		if bound != nil {
-			rt, ok = s.routes.LookupNIC(dst, bound.index)
+			f.OIF = bound.index
+		}
+		rt, ok := s.lookupRoute(f)
+		if bound != nil {
 			if !ok && (bound.onLink(dst) || dst.IsLinkLocalUnicast()) {
 				// Bound to a device with no route: Linux sends on-link.
 				rt, ok = routeOnLink(bound, dst), true
