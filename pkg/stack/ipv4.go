@@ -455,6 +455,10 @@ func (s *Stack) fragment4(out *NIC, nextHop netip.Addr, h wire.IPv4, mtu int) er
 	}
 	baseOff, baseMF := h.FragmentOffset(), h.MF()
 	flags := binary.BigEndian.Uint16(hdr[6:]) & 0x4000 // keep DF (fragmenting only when clear)
+	// Counted before sending, so a peer that has the datagram sees the
+	// counters final.
+	st.FragOKs.Add(1)
+	st.FragCreates.Add(uint64(len(pieces)))
 	var first error
 	for i, p := range pieces {
 		fh := hdr
@@ -473,12 +477,10 @@ func (s *Stack) fragment4(out *NIC, nextHop netip.Addr, h wire.IPv4, mtu int) er
 		}
 		binary.BigEndian.PutUint16(b[6:], ff)
 		wire.IPv4(b).UpdateChecksum()
-		st.FragCreates.Add(1)
 		if err := s.output4(out, nextHop, fp); err != nil && first == nil {
 			first = err
 		}
 	}
-	st.FragOKs.Add(1)
 	return first
 }
 
@@ -500,7 +502,7 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	if srrNext.IsValid() {
 		dst = srrNext
 	}
-	rt, ok := s.routes.Lookup(dst)
+	rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: h.Src(), IIF: in.index})
 	if !ok {
 		st.OutNoRoutes.Add(1)
 		s.sendICMPv4Error(in, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4NetUnreachable})

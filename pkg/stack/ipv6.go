@@ -377,7 +377,7 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		s.icmpv6Error(n, h, pt, wire.ICMPv6DstUnreachable, wire.ICMPv6CodeBeyondScope, 0)
 		return
 	}
-	rt, ok := s.routes.Lookup(dst)
+	rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: h.Src(), IIF: n.index})
 	var out *NIC
 	if ok && !rt.Type.Reject() {
 		out, ok = s.NIC(rt.NIC)
@@ -513,6 +513,10 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 	} else {
 		fields.NextHeader = wire.IPProtoFragment
 	}
+	// Counted before sending, so a peer that has the datagram sees the
+	// counters final.
+	st.FragOKs.Add(1)
+	st.FragCreates.Add(uint64(len(pieces)))
 	var first error
 	for _, pc := range pieces {
 		p := NewPacket(hdrLen - wire.IPv6HeaderLen + pc.Len)
@@ -525,13 +529,11 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 		copy(b[hbhLen+wire.IPv6FragmentHeaderLen:], data[pc.Offset:pc.Offset+pc.Len])
 		fields.PayloadLen = p.Len()
 		fields.Encode(p.Prepend(wire.IPv6HeaderLen))
-		st.FragCreates.Add(1)
 		s.countOut6(r.Dst, p.Len())
 		if err := r.NIC.sendIPv6(r.NextHop, p); err != nil && first == nil {
 			first = err
 		}
 	}
-	st.FragOKs.Add(1)
 	return first
 }
 

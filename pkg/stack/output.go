@@ -32,7 +32,7 @@ type Route struct {
 
 // RouteGeneration changes whenever a route changes; a cached Route is
 // stale when it does (path MTU changes are read at each WritePacket).
-func (s *Stack) RouteGeneration() uint64 { return s.routes.Generation() }
+func (s *Stack) RouteGeneration() uint64 { return s.policy.Generation() }
 
 // FindRoute picks the interface, source address and next hop for
 // sending to dst. nicIndex, if not 0, binds the lookup to that interface
@@ -91,7 +91,7 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		}
 		r.NIC = bound
 		if r.NIC == nil {
-			if rt, ok := s.routes.Lookup(dst); ok && !rt.Type.Reject() {
+			if rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: src}); ok && !rt.Type.Reject() {
 				r.NIC, _ = s.NIC(rt.NIC)
 			}
 		}
@@ -99,26 +99,29 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 			r.NIC = s.firstUpNIC(dst.Is4())
 		}
 		if r.NIC == nil {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 	default:
-		var rt, ok = s.routes.Lookup(dst)
+		f := route.Flow{Dst: dst, Src: src}
 		if bound != nil {
-			rt, ok = s.routes.LookupNIC(dst, bound.index)
+			f.OIF = bound.index
+		}
+		rt, ok := s.lookupRoute(f)
+		if bound != nil {
 			if !ok && (bound.onLink(dst) || dst.IsLinkLocalUnicast()) {
 				// Bound to a device with no route: Linux sends on-link.
 				rt, ok = routeOnLink(bound, dst), true
 			}
 		}
 		if !ok {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 		if rt.Type.Reject() {
-			return Route{}, rejectError(rt)
+			return Route{}, s.noRoute(dst, rejectError(rt))
 		}
 		n, found := s.NIC(rt.NIC)
 		if !found {
-			return Route{}, ErrNetUnreach
+			return Route{}, s.noRoute(dst, ErrNetUnreach)
 		}
 		r.NIC = n
 		if rt.Gateway.IsValid() {
@@ -153,6 +156,17 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		r.MTU = nm
 	}
 	return r, nil
+}
+
+// noRoute counts a failed output route lookup (OutNoRoutes, as Linux
+// counts it when a socket's lookup fails) and returns err.
+func (s *Stack) noRoute(dst netip.Addr, err error) error {
+	if dst.Is4() {
+		s.stats.IP.OutNoRoutes.Add(1)
+	} else {
+		s.stats.IP6.OutNoRoutes.Add(1)
+	}
+	return err
 }
 
 func routeOnLink(n *NIC, dst netip.Addr) route.Route {

@@ -104,8 +104,9 @@ type Stack struct {
 	rngMu     sync.Mutex
 	rng       *rand.Rand
 
-	routes     *route.Table
-	routeTimer *time.Timer // fires at routes.NextExpiry
+	policy     *route.Policy
+	routes     *route.Table // the policy's main table
+	routeTimer *time.Timer  // fires at routes.NextExpiry
 
 	reasm4, reasm6 *fragment.Reassembler
 	pmtu           pmtuCache
@@ -129,9 +130,10 @@ func New(opts Options) *Stack {
 		nics:   make(map[int]*NIC),
 		byName: make(map[string]*NIC),
 		local:  make(map[netip.Addr]*NIC),
-		routes: route.New(),
+		policy: route.NewPolicy(),
 		rng:    rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 	}
+	s.routes = s.policy.Main()
 	s.ipID.Store(uint32(s.rng.Uint64()))
 	s.icmpLimit.init(opts)
 	s.pmtu.init()
@@ -182,6 +184,19 @@ func (s *Stack) forwarding(ipv6 bool) bool {
 // Routes returns the main routing table. Connected routes follow the
 // addresses; others are the caller's to add.
 func (s *Stack) Routes() *route.Table { return s.routes }
+
+// Policy returns the policy routing rules and tables (`ip rule`, `ip route
+// … table N`). Every lookup of the stack goes through it; with the
+// default rules only the main table (Routes) is consulted. Connected,
+// router-advertised and redirect routes live in the main table, and
+// route expiry runs on the main table only.
+func (s *Stack) Policy() *route.Policy { return s.policy }
+
+// lookupRoute routes a flow through the policy rules.
+func (s *Stack) lookupRoute(f route.Flow) (route.Route, bool) {
+	r, _, ok := s.policy.Lookup(f)
+	return r, ok
+}
 
 // randUint64 returns a random number from the stack's seeded source.
 func (s *Stack) randUint64() uint64 {

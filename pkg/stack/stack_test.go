@@ -5,8 +5,11 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/stack/route"
+	"github.com/stackbox/stackbox/pkg/wire"
 )
 
 func TestLoopbackNIC(t *testing.T) {
@@ -89,6 +92,9 @@ func TestConnectedRoutesFollowAddressesAndLink(t *testing.T) {
 	}
 	if _, err := s.FindRoute(0, netip.Addr{}, mustAddr("10.1.2.9")); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Errorf("route while down: %v", err)
+	}
+	if v := s.stats.IP.OutNoRoutes.Load(); v != 1 {
+		t.Errorf("OutNoRoutes %d, want 1", v)
 	}
 	n.SetUp(true)
 	r, err := s.FindRoute(0, netip.Addr{}, mustAddr("10.1.2.9"))
@@ -186,5 +192,80 @@ func TestLinkLocalOnSeveralLinks(t *testing.T) {
 	}
 	if n, ok := h.s.localNIC(mustAddr("fe80::1")); !ok || n != v {
 		t.Errorf("after removal from eth0 the address is on %v %v, want eth0.10", n, ok)
+	}
+}
+
+// Policy routing: a rule sends flows from one source through another
+// table (`ip rule add from 10.1.0.1 lookup 100`), for locally originated
+// packets (FindRoute) and forwarded ones alike (the IPv4 forwarding path
+// looks up with the packet's source and incoming NIC).
+func TestPolicyRouting(t *testing.T) {
+	nw := newTestNet(t, 5)
+	h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
+	eth1, err := h.s.AddNIC(nw.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth1.AddAddress(Address{Prefix: netip.MustParsePrefix("10.1.0.1/24")})
+	eth1.SetUp(true)
+	if err := h.s.Routes().Add(route.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("10.0.0.254"), NIC: h.nic.Index()}); err != nil {
+		t.Fatal(err)
+	}
+	t100 := h.s.Policy().Table(100)
+	if err := t100.Add(route.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("10.1.0.254"), NIC: eth1.Index(), OnLink: true}); err != nil {
+		t.Fatal(err)
+	}
+	gen := h.s.RouteGeneration()
+	if err := h.s.Policy().AddRule(route.Rule{Priority: 100, Src: netip.MustParsePrefix("10.1.0.1/32"), Table: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if h.s.RouteGeneration() == gen {
+		t.Error("RouteGeneration did not change with the rules")
+	}
+	dst := mustAddr("192.0.2.9")
+	r, err := h.s.FindRoute(0, netip.Addr{}, dst)
+	if err != nil || r.NIC != h.nic || r.NextHop != mustAddr("10.0.0.254") {
+		t.Errorf("main table route %+v %v", r, err)
+	}
+	r, err = h.s.FindRoute(0, mustAddr("10.1.0.1"), dst)
+	if err != nil || r.NIC != eth1 || r.NextHop != mustAddr("10.1.0.254") {
+		t.Errorf("table 100 route %+v %v", r, err)
+	}
+	if err := h.s.Policy().AddRule(route.Rule{Priority: 50, Dst: netip.MustParsePrefix("192.0.2.0/24"), Action: route.ActionProhibit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.FindRoute(0, netip.Addr{}, dst); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("prohibit rule: %v", err)
+	}
+}
+
+// A forwarded packet is routed by its incoming interface too: a rule for
+// packets arriving on R's A-side NIC sends them to a table whose route
+// for B's subnet is a blackhole.
+func TestPolicyRoutingForwarded(t *testing.T) {
+	x := newRouted(t, Options{Seed: 2}, 0)
+	rx := captureICMP(t, x.a.s)
+	if err := sendEcho(x.a.s, mustAddr("10.0.2.1"), 1, 1, []byte("before"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitICMP(t, rx, wire.ICMPv4EchoReply)
+	p := x.r.s.Policy()
+	if err := p.Table(7).Add(route.Route{Dst: netip.MustParsePrefix("10.0.2.0/24"), Type: route.TypeBlackhole}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddRule(route.Rule{Priority: 10, IIF: x.r.nic.Index(), Table: 7}); err != nil {
+		t.Fatal(err)
+	}
+	fwd := x.r.s.Stats().IP.ForwDatagrams.Load()
+	if err := sendEcho(x.a.s, mustAddr("10.0.2.1"), 1, 2, []byte("after"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	noICMP(t, rx, wire.ICMPv4EchoReply, 300*time.Millisecond)
+	if v := x.r.s.Stats().IP.ForwDatagrams.Load(); v != fwd {
+		t.Errorf("ForwDatagrams %d -> %d through a blackhole", fwd, v)
+	}
+	// R's own traffic (no incoming interface) still uses the main table.
+	if r, err := x.r.s.FindRoute(0, netip.Addr{}, mustAddr("10.0.2.1")); err != nil || r.NIC != x.rb {
+		t.Errorf("R's own route %+v %v", r, err)
 	}
 }
