@@ -23,7 +23,7 @@
 // under testing/synctest.
 //
 // Lock order (outermost first): Stack.mu, NIC.mu, then the leaf locks:
-// route.Table, neighbor.Cache, fragment.Reassembler, the PMTU cache, the
+// route.Policy (which takes route.Table's), neighbor.Cache, fragment.Reassembler, the PMTU cache, the
 // ICMP rate limiter, the counters (atomic). No lock is held while a
 // transport or raw handler runs or while a link endpoint writes.
 package stack

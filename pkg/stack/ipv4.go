@@ -20,9 +20,6 @@ import (
 //     echo replies (echoOptions4), which is what `ping -R` sees.
 //   - A truncated datagram (total length beyond the frame) counts as
 //     InHdrErrors: IPStats has no InTruncatedPkts.
-//   - ReasmTimeout counts the timeouts the reassembler reports, those
-//     whose first fragment arrived; the others, and evictions under the
-//     memory cap, are in s.reasm4.Stats().
 //   - Broadcasts and joined multicast groups are not looped back to the
 //     sending stack (Linux's IP_MULTICAST_LOOP default).
 
