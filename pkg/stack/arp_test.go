@@ -2,62 +2,14 @@ package stack
 
 import (
 	"net/netip"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/link/emu"
 	"github.com/stackbox/stackbox/pkg/stack/neighbor"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
-
-// rawPort is a raw port on an emulated network: it records every frame it
-// receives (broadcasts, floods and unicast to its MAC) with the fake time
-// of arrival, and can send hand-built frames, so it doubles as a fake host.
-type rawPort struct {
-	port *emu.Port
-	mac  wire.MAC
-	mu   sync.Mutex
-	got  []captured
-}
-
-type captured struct {
-	at  time.Time
-	eth wire.Ethernet
-}
-
-func newRawPort(t testing.TB, nw *emu.Network) *rawPort {
-	t.Helper()
-	s := &rawPort{port: nw.NewPort(emu.PortConfig{})}
-	s.mac = s.port.MAC()
-	s.port.Attach(link.DispatcherFunc(func(f []byte) {
-		eth, err := wire.ParseEthernet(f)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.got = append(s.got, captured{at: time.Now(), eth: eth})
-		s.mu.Unlock()
-	}))
-	return s
-}
-
-// send writes a frame onto the network from the sniffer's port.
-func (s *rawPort) send(t testing.TB, frame []byte) {
-	t.Helper()
-	if _, err := s.port.WritePackets([][]byte{frame}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// reset forgets what was captured.
-func (s *rawPort) reset() {
-	s.mu.Lock()
-	s.got = nil
-	s.mu.Unlock()
-}
 
 // sniffedARP is one captured ARP packet with its Ethernet addresses.
 type sniffedARP struct {
@@ -66,12 +18,10 @@ type sniffedARP struct {
 	wire.ARP
 }
 
-// arps returns the ARP packets captured.
-func (s *rawPort) arps() []sniffedARP {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// arps returns the ARP packets recorded.
+func (l *frameLog) arps() []sniffedARP {
 	var out []sniffedARP
-	for _, c := range s.got {
+	for _, c := range l.all() {
 		if c.eth.EtherType() != wire.EtherTypeARP {
 			continue
 		}
@@ -84,23 +34,10 @@ func (s *rawPort) arps() []sniffedARP {
 	return out
 }
 
-// frames returns the captured frames of an EtherType.
-func (s *rawPort) frames(etherType uint16) []wire.Ethernet {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []wire.Ethernet
-	for _, c := range s.got {
-		if c.eth.EtherType() == etherType {
-			out = append(out, c.eth)
-		}
-	}
-	return out
-}
-
-// announcements returns the captured RFC 5227 announcements of addr.
-func (s *rawPort) announcements(addr netip.Addr) []sniffedARP {
+// announcements returns the recorded RFC 5227 announcements of addr.
+func (l *frameLog) announcements(addr netip.Addr) []sniffedARP {
 	var out []sniffedARP
-	for _, a := range s.arps() {
+	for _, a := range l.arps() {
 		if a.Op() == wire.ARPRequest && a.SenderIP() == addr && a.TargetIP() == addr {
 			out = append(out, a)
 		}
@@ -185,7 +122,7 @@ func TestARPResolveBetweenStacks(t *testing.T) {
 func TestARPQueuedPacketSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 2)
-		peer := newRawPort(t, nw)
+		peer := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		peer.reset()
@@ -228,7 +165,7 @@ func TestARPQueuedPacketSent(t *testing.T) {
 func TestARPRequestSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 3)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "192.168.5.1/24", "10.0.0.1/24", "10.0.0.5/24")
 		synctest.Wait()
 		cases := []struct {
@@ -284,7 +221,7 @@ func TestARPRequestSource(t *testing.T) {
 func TestARPAnswers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 4)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		other := newTestNet(t, 5)
 		eth1, err := h.s.AddNIC(other.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
@@ -364,7 +301,7 @@ func TestARPAnswers(t *testing.T) {
 func TestARPGratuitousUpdatesEntry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 6)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		ip := mustAddr("10.0.0.20")
@@ -431,7 +368,7 @@ func TestARPAnnouncementUpdatesPeer(t *testing.T) {
 func TestARPAnnounceTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 8)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		start := time.Now()
 		time.Sleep(30 * time.Second)
@@ -501,7 +438,7 @@ func TestARPAnnounceTiming(t *testing.T) {
 func TestARPConflictDefence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 9)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		time.Sleep(10 * time.Second) // the link-up announcements are over
 		ours := mustAddr("10.0.0.1")
@@ -565,7 +502,7 @@ func TestARPConflictDefence(t *testing.T) {
 func TestProxyARP(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 10)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		r := newTestHost(t, nw, Options{IPv4Forwarding: true}, "10.0.0.1/24")
 		far := newTestNet(t, 11)
 		eth1, _ := r.s.AddNIC(far.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
@@ -620,7 +557,7 @@ func TestProxyARP(t *testing.T) {
 func TestARPStaticEntry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 12)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		ip, static := mustAddr("10.0.0.30"), wire.MAC{2, 0, 0, 0, 0, 0x30}
@@ -659,7 +596,7 @@ func TestARPStaticEntry(t *testing.T) {
 func TestARPResolutionFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 13)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		sn.reset()
@@ -700,7 +637,7 @@ func TestARPResolutionFails(t *testing.T) {
 func TestARPBadInput(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 14)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		synctest.Wait()
 		sn.reset()
@@ -797,27 +734,19 @@ func FuzzARPInput(f *testing.F) {
 	n2, _ := s.AddNIC(far.NewPort(emu.PortConfig{}), NICOptions{NoDAD: true, NoAutoconf: true})
 	n2.AddAddress(Address{Prefix: netip.MustParsePrefix("10.1.0.1/24")})
 	n2.SetUp(true)
-	var mu sync.Mutex
-	var bad []string
-	obs := nw.NewPort(emu.PortConfig{})
-	obs.Attach(link.DispatcherFunc(func(fr []byte) {
-		eth, err := wire.ParseEthernet(fr)
-		if err != nil || eth.EtherType() != wire.EtherTypeARP {
-			return
-		}
-		a, err := wire.ParseARP(eth.Payload())
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil || a.SenderMAC() != n.MAC() || eth.Src() != n.MAC() {
-			bad = append(bad, "bad ARP sent")
-		}
-	}))
+	obs := newWirePort(f, nw)
 	f.Fuzz(func(t *testing.T, payload []byte, pt uint8) {
 		n.handleARP(payload, PacketType(pt%4))
-		mu.Lock()
-		defer mu.Unlock()
-		if len(bad) > 0 {
-			t.Fatal(bad[0])
+		// What arrived so far (from this input or an earlier one), taken
+		// so that the log stays small over a long fuzzing run.
+		for _, fr := range obs.take(nil) {
+			if fr.eth.EtherType() != wire.EtherTypeARP {
+				continue
+			}
+			a, err := wire.ParseARP(fr.eth.Payload())
+			if err != nil || a.SenderMAC() != n.MAC() || fr.eth.Src() != n.MAC() {
+				t.Fatal("bad ARP sent")
+			}
 		}
 	})
 }
@@ -828,7 +757,7 @@ func FuzzARPInput(f *testing.F) {
 func TestARPOnVLAN(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 15)
-		sn := newRawPort(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		v, err := h.s.AddVLAN(h.nic, 42, "")
 		if err != nil {
@@ -852,9 +781,7 @@ func TestARPOnVLAN(t *testing.T) {
 		a.Encode(f[e.Len():])
 		sn.send(t, f)
 		synctest.Wait()
-		sn.mu.Lock()
-		got := append([]captured(nil), sn.got...)
-		sn.mu.Unlock()
+		got := sn.all()
 		if len(got) != 1 || got[0].eth.TagCount() != 1 || got[0].eth.VLANID(0) != 42 || got[0].eth.EtherType() != wire.EtherTypeARP {
 			t.Fatalf("answer frames %v", got)
 		}

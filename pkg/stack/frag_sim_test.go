@@ -118,51 +118,37 @@ func ixReasm(s *Stack, v6 bool) *fragment.Reassembler {
 	return s.reasm4
 }
 
-// ixFragWatch records, per fragmented datagram a host receives, whether its
-// first fragment arrived: what the wire delivered, to judge reassembly
+// fragsSeen returns, per fragmented datagram among frames, whether its
+// first fragment is there: what the wire delivered, to judge reassembly
 // against.
-type ixFragWatch struct {
-	mu    sync.Mutex
-	seen  map[uint32]bool // datagram ID → offset-zero fragment seen
-	other int
-}
-
-func (w *ixFragWatch) watch(frame []byte) {
-	eth, err := wire.ParseEthernet(frame)
-	if err != nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch eth.EtherType() {
-	case wire.EtherTypeIPv4:
-		ip, err := wire.ParseIPv4(eth.Payload())
-		if err != nil || !ip.IsFragment() {
-			return
-		}
-		id := uint32(ip.ID())
-		w.seen[id] = w.seen[id] || ip.FragmentOffset() == 0
-	case wire.EtherTypeIPv6:
-		ip, err := wire.ParseIPv6(eth.Payload())
-		if err != nil {
-			return
-		}
-		it := ip.ExtHeaders()
-		for {
-			h, ok := it.Next()
-			if !ok {
-				return
+func fragsSeen(frames []wireFrame) map[uint32]bool {
+	seen := make(map[uint32]bool) // datagram ID → offset-zero fragment seen
+	for _, fr := range frames {
+		switch fr.eth.EtherType() {
+		case wire.EtherTypeIPv4:
+			ip, err := wire.ParseIPv4(fr.eth.Payload())
+			if err != nil || !ip.IsFragment() {
+				continue
 			}
-			if h.Type == wire.IPProtoFragment {
-				f, err := wire.ParseIPv6Fragment(h.Raw)
-				if err != nil {
-					return
+			id := uint32(ip.ID())
+			seen[id] = seen[id] || ip.FragmentOffset() == 0
+		case wire.EtherTypeIPv6:
+			ip, err := wire.ParseIPv6(fr.eth.Payload())
+			if err != nil {
+				continue
+			}
+			it := ip.ExtHeaders()
+			for h, ok := it.Next(); ok; h, ok = it.Next() {
+				if h.Type == wire.IPProtoFragment {
+					if f, err := wire.ParseIPv6Fragment(h.Raw); err == nil {
+						seen[f.ID()] = seen[f.ID()] || f.FragmentOffset() == 0
+					}
+					break
 				}
-				w.seen[f.ID()] = w.seen[f.ID()] || f.FragmentOffset() == 0
-				return
 			}
 		}
 	}
+	return seen
 }
 
 // TestFragLoss: over a lossy link each large datagram either reassembles
@@ -177,10 +163,10 @@ func TestFragLoss(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				nw := newTestNet(t, 81)
 				a := newTestHost(t, nw, Options{Seed: 3}, fam.src)
-				w := &ixFragWatch{seen: make(map[uint32]bool)}
+				var got frameLog // what b's NIC receives
 				bs := New(Options{Seed: 4})
 				t.Cleanup(func() { bs.Close() })
-				bn, err := bs.AddNIC(&ixWatchEndpoint{nw.NewPort(emu.PortConfig{}), w.watch}, NICOptions{NoDAD: true, NoAutoconf: true})
+				bn, err := bs.AddNIC(&tapEndpoint{nw.NewPort(emu.PortConfig{}), &got}, NICOptions{NoDAD: true, NoAutoconf: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -218,9 +204,7 @@ func TestFragLoss(t *testing.T) {
 						t.Errorf("request %d: %d bytes (sent %d), delivered %d times", i+1, len(req.data), n, req.count)
 					}
 				}
-				w.mu.Lock()
-				started := len(w.seen)
-				w.mu.Unlock()
+				started := len(fragsSeen(got.all()))
 				lost := a.port.ImpairStats(emu.Out).Lost
 				if lost == 0 || delivered == len(sizes) || delivered == 0 {
 					t.Fatalf("loss %d frames, %d of %d datagrams delivered: the simulation tested nothing", lost, delivered, len(sizes))
@@ -253,13 +237,11 @@ func TestFragLoss(t *testing.T) {
 				// Time Exceeded only for those whose first fragment came
 				// (the error quotes it), subject to the ICMP rate limit.
 				withFirst := 0
-				w.mu.Lock()
-				for _, f := range w.seen {
+				for _, f := range fragsSeen(got.all()) {
 					if f {
 						withFirst++
 					}
 				}
-				w.mu.Unlock()
 				withFirst -= delivered
 				te := st.ICMP.OutTimeExcds.Load() + st.ICMP6.OutTimeExcds.Load() - te0
 				if withFirst > 0 && te == 0 {

@@ -302,21 +302,3 @@ func (e *ixSinkEndpoint) WritePackets(frames [][]byte) (int, error) {
 }
 
 func (e *ixSinkEndpoint) Close() error { return nil }
-
-// ixWatchEndpoint wraps an endpoint and shows every frame it delivers to the
-// stack to a callback first (a tap on the wire at the NIC).
-type ixWatchEndpoint struct {
-	link.Endpoint
-	watch func(frame []byte)
-}
-
-func (w *ixWatchEndpoint) Attach(d link.Dispatcher) {
-	if d == nil {
-		w.Endpoint.Attach(nil)
-		return
-	}
-	w.Endpoint.Attach(link.DispatcherFunc(func(f []byte) {
-		w.watch(f)
-		d.DeliverFrame(f)
-	}))
-}

@@ -244,22 +244,34 @@ func (h *mcastHost) sendChange(g netip.Addr, version int, rec uint8) {
 	}
 }
 
+// lockChange starts a change of our membership of g, the part joined and
+// left share. Unless g is never reported (p.reportable) or h is closed —
+// then ok is false and nothing is held — it returns with h.mu held, g's
+// state (created if need be) with its pending query response cancelled,
+// and the compatibility mode to report in.
+func (h *mcastHost) lockChange(n *NIC, p mcastProto, g netip.Addr) (gs *mcastGroup, ver int, ok bool) {
+	if !p.reportable(g) {
+		return nil, 0, false
+	}
+	h.lockInit(n, p)
+	if h.closed {
+		h.mu.Unlock()
+		return nil, 0, false
+	}
+	gs = h.groupLocked(g)
+	gs.resp.stop()
+	return gs, h.modeLocked(time.Now()), true
+}
+
 // joined reports the first join of g: a State-Change Report with
 // CHANGE_TO_EXCLUDE {} in the newest version (RFC 3376 §5.1, RFC 3810
 // §6.1), a report of the group in an older one (RFC 2236 §3, RFC 2710 §4),
 // sent now and Robustness Variable − 1 more times.
 func (h *mcastHost) joined(n *NIC, p mcastProto, g netip.Addr) {
-	if !p.reportable(g) {
+	gs, ver, ok := h.lockChange(n, p, g)
+	if !ok {
 		return
 	}
-	h.lockInit(n, p)
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	ver := h.modeLocked(time.Now())
-	gs := h.groupLocked(g)
-	gs.resp.stop()
 	gs.leaving, gs.reporter, gs.rec = false, true, recChangeToExclude
 	gs.left = h.robustness - 1
 	if gs.left > 0 {
@@ -275,17 +287,10 @@ func (h *mcastHost) joined(n *NIC, p mcastProto, g netip.Addr) {
 // retransmissions in the newest version, a single leave (done) in an older
 // one, only if we were the last to report (RFC 2236 §3, RFC 2710 §4).
 func (h *mcastHost) left(n *NIC, p mcastProto, g netip.Addr) {
-	if !p.reportable(g) {
+	gs, ver, ok := h.lockChange(n, p, g)
+	if !ok {
 		return
 	}
-	h.lockInit(n, p)
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	ver := h.modeLocked(time.Now())
-	gs := h.groupLocked(g)
-	gs.resp.stop()
 	gs.change.stop()
 	if ver != p.newest() {
 		reporter := gs.reporter

@@ -2,17 +2,14 @@ package stack
 
 import (
 	"net/netip"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/stackbox/stackbox/pkg/link"
-	"github.com/stackbox/stackbox/pkg/link/emu"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
-// Membership reports as they leave the stack: a sniffer port on the same
+// Membership reports as they leave the stack: a wirePort on the same
 // emulated switch (which floods multicast) sees every frame.
 
 type mcastSeen struct {
@@ -25,40 +22,22 @@ type mcastSeen struct {
 	mld      []byte // MLD message (ICMPv6 types 130–132, 143)
 }
 
-type mcastSniffer struct {
-	port *emu.Port
-	mu   sync.Mutex
-	seen []mcastSeen
-}
-
-func newMcastSniffer(t testing.TB, nw *emu.Network) *mcastSniffer {
-	sn := &mcastSniffer{port: nw.NewPort(emu.PortConfig{})}
-	t.Cleanup(func() { sn.port.Close() })
-	sn.port.Attach(link.DispatcherFunc(func(f []byte) {
-		if s, ok := parseMembership(f); ok {
-			s.at = time.Now()
-			sn.mu.Lock()
-			sn.seen = append(sn.seen, s)
-			sn.mu.Unlock()
+// takeMembership returns the IGMP and MLD messages recorded so far and
+// forgets every recorded frame.
+func (l *frameLog) takeMembership() []mcastSeen {
+	var out []mcastSeen
+	for _, f := range l.take(nil) {
+		if s, ok := parseMembership(f.eth); ok {
+			s.at = f.at
+			out = append(out, s)
 		}
-	}))
-	return sn
-}
-
-// take returns and forgets what was seen so far.
-func (sn *mcastSniffer) take() []mcastSeen {
-	sn.mu.Lock()
-	defer sn.mu.Unlock()
-	out := sn.seen
-	sn.seen = nil
+	}
 	return out
 }
 
-func parseMembership(f []byte) (mcastSeen, bool) {
-	e, err := wire.ParseEthernet(f)
-	if err != nil {
-		return mcastSeen{}, false
-	}
+// parseMembership decodes an IGMP message (in an IPv4 packet with a valid
+// header checksum) or an MLD message (valid ICMPv6 checksum) from a frame.
+func parseMembership(e wire.Ethernet) (mcastSeen, bool) {
 	s := mcastSeen{ethDst: e.Dst()}
 	switch e.EtherType() {
 	case wire.EtherTypeIPv4:
@@ -170,14 +149,14 @@ func checkIGMPFrame(t testing.TB, s mcastSeen, src netip.Addr) {
 func TestMLDv2JoinLeaveOnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 11)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "fe80::1/64", "2001:db8::1/64")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		// At link-up: TO_EX for the solicited-node group of each address
 		// (both are ff02::1:ff00:1), twice.
 		sol := wire.IPv6SolicitedNode(mustAddr("2001:db8::1"))
-		got := sn.take()
+		got := sn.takeMembership()
 		if len(got) != 2 {
 			t.Fatalf("%d MLD messages at link-up, want 2", len(got))
 		}
@@ -193,7 +172,7 @@ func TestMLDv2JoinLeaveOnTheWire(t *testing.T) {
 		h.nic.JoinGroup(g)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 2 || !got[0].at.Equal(start) || !within(got[1].at, start, time.Second) {
 			t.Fatalf("join: %d reports, want one at once and one within 1 s", len(got))
 		}
@@ -211,7 +190,7 @@ func TestMLDv2JoinLeaveOnTheWire(t *testing.T) {
 		h.nic.LeaveGroup(g)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 2 {
 			t.Fatalf("leave: %d reports, want 2 (nothing for ff02::1 or ff01::1:2)", len(got))
 		}
@@ -240,23 +219,23 @@ func mldQueryFrame(src netip.Addr, msg []byte) []byte {
 func TestMLDQueriesOnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 12)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "fe80::1/64")
 		g1, g2 := mustAddr("ff05::1:3"), mustAddr("ff0e::101")
 		h.nic.JoinGroup(g1)
 		h.nic.JoinGroup(g2)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		sn.take()
+		sn.takeMembership()
 
 		// MLDv2 general query, 5 s: one Current-State Report listing
 		// every reported group as MODE_IS_EXCLUDE {} (RFC 3810 §6.2).
 		ll := mustAddr("fe80::99")
 		start := time.Now()
-		sn.port.WritePackets([][]byte{mldQueryFrame(ll, mldv2Query("", 5000, 2, 125, ll))})
+		sn.send(t, mldQueryFrame(ll, mldv2Query("", 5000, 2, 125, ll)))
 		time.Sleep(6 * time.Second)
 		synctest.Wait()
-		got := sn.take()
+		got := sn.takeMembership()
 		if len(got) != 1 || !within(got[0].at, start, 5*time.Second) {
 			t.Fatalf("%d answers to a general query, want 1 within 5 s", len(got))
 		}
@@ -271,10 +250,10 @@ func TestMLDQueriesOnTheWire(t *testing.T) {
 		}
 
 		// Group-specific query for g2: a report of g2 only.
-		sn.port.WritePackets([][]byte{mldQueryFrame(ll, mldv2Query("ff0e::101", 1000, 2, 125, ll))})
+		sn.send(t, mldQueryFrame(ll, mldv2Query("ff0e::101", 1000, 2, 125, ll)))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 1 {
 			t.Fatalf("%d answers to a group query", len(got))
 		}
@@ -283,10 +262,10 @@ func TestMLDQueriesOnTheWire(t *testing.T) {
 		}
 
 		// An MLDv1 querier: MLDv1 reports, one per group, to the group.
-		sn.port.WritePackets([][]byte{mldQueryFrame(ll, mldv1Query("", 3000, ll))})
+		sn.send(t, mldQueryFrame(ll, mldv1Query("", 3000, ll)))
 		time.Sleep(4 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		seen := map[netip.Addr]bool{}
 		for _, s := range got {
 			checkMLDFrame(t, s)
@@ -308,7 +287,7 @@ func TestMLDQueriesOnTheWire(t *testing.T) {
 		h.nic.LeaveGroup(g1)
 		time.Sleep(11 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 1 || got[0].dst != allRouters6 {
 			t.Fatalf("MLDv1 leave: %d messages", len(got))
 		}
@@ -334,7 +313,7 @@ func igmpQueryFrame(dst netip.Addr, msg []byte) []byte {
 func TestIGMPv3OnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 13)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		us := mustAddr("10.0.0.1")
 		g1, g2 := mustAddr("239.1.2.3"), mustAddr("224.0.0.251")
@@ -343,7 +322,7 @@ func TestIGMPv3OnTheWire(t *testing.T) {
 		h.nic.JoinGroup(allNodes4) // never reported
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got := sn.take()
+		got := sn.takeMembership()
 		if len(got) != 2 || !got[0].at.Equal(start) || !within(got[1].at, start, time.Second) {
 			t.Fatalf("join: %d reports, want one at once and one within 1 s", len(got))
 		}
@@ -356,15 +335,15 @@ func TestIGMPv3OnTheWire(t *testing.T) {
 		h.nic.JoinGroup(g2)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		sn.take()
+		sn.takeMembership()
 
 		// General query (max 10 s, QRV 2, QQIC 125): one report of both
 		// groups as MODE_IS_EXCLUDE {} (RFC 3376 §5.2).
 		start = time.Now()
-		sn.port.WritePackets([][]byte{igmpQueryFrame(allNodes4, igmpv3Query("", 100, 2, 125))})
+		sn.send(t, igmpQueryFrame(allNodes4, igmpv3Query("", 100, 2, 125)))
 		time.Sleep(11 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 1 || !within(got[0].at, start, 10*time.Second) {
 			t.Fatalf("%d answers to a general query, want 1 within 10 s", len(got))
 		}
@@ -378,7 +357,7 @@ func TestIGMPv3OnTheWire(t *testing.T) {
 		h.nic.LeaveGroup(g1)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 2 {
 			t.Fatalf("leave: %d reports", len(got))
 		}
@@ -393,7 +372,7 @@ func TestIGMPv3OnTheWire(t *testing.T) {
 func TestIGMPv2OnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 14)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		other := newTestHost(t, nw, Options{}, "10.0.0.2/24")
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24")
 		us := mustAddr("10.0.0.1")
@@ -402,14 +381,14 @@ func TestIGMPv2OnTheWire(t *testing.T) {
 		h.nic.JoinGroup(g2)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		sn.take()
+		sn.takeMembership()
 
 		// An IGMPv2 general query (max 10 s): a v2 report per group, to
 		// the group (RFC 2236 §3).
-		sn.port.WritePackets([][]byte{igmpQueryFrame(allNodes4, igmpv2Query("", 100))})
+		sn.send(t, igmpQueryFrame(allNodes4, igmpv2Query("", 100)))
 		time.Sleep(11 * time.Second)
 		synctest.Wait()
-		got := sn.take()
+		got := sn.takeMembership()
 		seen := map[netip.Addr]bool{}
 		for _, s := range got {
 			checkIGMPFrame(t, s, us)
@@ -427,17 +406,17 @@ func TestIGMPv2OnTheWire(t *testing.T) {
 		// Another member answers first: our report for g1 is suppressed.
 		other.nic.JoinGroup(g1) // v3 report, which does not suppress
 		time.Sleep(2 * time.Second)
-		sn.port.WritePackets([][]byte{igmpQueryFrame(g1, igmpv2Query("239.1.1.1", 100))})
+		sn.send(t, igmpQueryFrame(g1, igmpv2Query("239.1.1.1", 100)))
 		synctest.Wait()
 		rep := wire.IGMPFields{Type: wire.IGMPv2Report, Group: g1}
 		b := make([]byte, 8)
 		rep.Encode(b)
 		frame := igmpQueryFrame(g1, b)
 		copy(frame[6:12], []byte{2, 0, 0, 0, 0, 0x97})
-		sn.port.WritePackets([][]byte{frame})
+		sn.send(t, frame)
 		time.Sleep(11 * time.Second)
 		synctest.Wait()
-		for _, s := range sn.take() {
+		for _, s := range sn.takeMembership() {
 			if s.src == us {
 				t.Errorf("sent %x after another member's report", s.igmp)
 			}
@@ -448,7 +427,7 @@ func TestIGMPv2OnTheWire(t *testing.T) {
 		h.nic.LeaveGroup(g2)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		got = sn.take()
+		got = sn.takeMembership()
 		if len(got) != 1 || got[0].dst != allRouters4 {
 			t.Fatalf("leaves: %d messages", len(got))
 		}
@@ -463,17 +442,17 @@ func TestIGMPv2OnTheWire(t *testing.T) {
 func TestMcastLinkDownAndUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 15)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "10.0.0.1/24", "fe80::1/64")
 		g4, g6 := mustAddr("239.1.2.3"), mustAddr("ff05::1:3")
 		h.nic.JoinGroup(g4)
 		h.nic.JoinGroup(g6)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		sn.take()
+		sn.takeMembership()
 
 		// A general query, then the link goes down before the answer is due.
-		sn.port.WritePackets([][]byte{igmpQueryFrame(allNodes4, igmpv3Query("", 100, 2, 125))})
+		sn.send(t, igmpQueryFrame(allNodes4, igmpv3Query("", 100, 2, 125)))
 		synctest.Wait()
 		if h.nic.igmpPending().General.IsZero() {
 			t.Fatal("no answer scheduled")
@@ -482,14 +461,14 @@ func TestMcastLinkDownAndUp(t *testing.T) {
 		h.nic.JoinGroup(mustAddr("239.4.4.4")) // joined while down: reported at link-up
 		time.Sleep(15 * time.Second)
 		synctest.Wait()
-		if got := sn.take(); len(got) != 0 {
+		if got := sn.takeMembership(); len(got) != 0 {
 			t.Fatalf("%d messages sent while down", len(got))
 		}
 		h.nic.SetUp(true)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		to := map[netip.Addr]int{}
-		for _, s := range sn.take() {
+		for _, s := range sn.takeMembership() {
 			var recs []mldRec
 			if s.igmp != nil {
 				recs = igmpRecords(t, s.igmp)
@@ -516,14 +495,14 @@ func TestMcastLinkDownAndUp(t *testing.T) {
 func TestMcastReportsBeforeAddresses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 16)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{})
 		h.nic.JoinGroup(mustAddr("239.1.2.3"))
 		h.nic.JoinGroup(mustAddr("ff05::1:3"))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		var v4, v6 int
-		for _, s := range sn.take() {
+		for _, s := range sn.takeMembership() {
 			if s.igmp != nil {
 				checkIGMPFrame(t, s, netip.IPv4Unspecified())
 				v4++
@@ -547,13 +526,13 @@ func TestMcastReportsBeforeAddresses(t *testing.T) {
 func TestMLDv2SourceQueriesOnTheWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 17)
-		sn := newMcastSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "fe80::1/64")
 		g := mustAddr("ff05::1:3")
 		h.nic.JoinGroup(g)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		sn.take()
+		sn.takeMembership()
 		ll := mustAddr("fe80::99")
 		query := func(srcs ...string) []byte {
 			f := wire.MLDv2QueryFields{MaxRespCode: 10000, QRV: 2, QQIC: 125, MulticastAddr: g}
@@ -569,7 +548,7 @@ func TestMLDv2SourceQueriesOnTheWire(t *testing.T) {
 			t.Helper()
 			time.Sleep(11 * time.Second)
 			synctest.Wait()
-			got := sn.take()
+			got := sn.takeMembership()
 			if len(got) != 1 {
 				t.Fatalf("%d answers, want 1", len(got))
 			}
@@ -586,18 +565,18 @@ func TestMLDv2SourceQueriesOnTheWire(t *testing.T) {
 			}
 			return rec.Type(), srcs
 		}
-		sn.port.WritePackets([][]byte{query("2001:db8::a", "2001:db8::b")})
+		sn.send(t, query("2001:db8::a", "2001:db8::b"))
 		synctest.Wait()
-		sn.port.WritePackets([][]byte{query("2001:db8::b", "2001:db8::c")})
+		sn.send(t, query("2001:db8::b", "2001:db8::c"))
 		typ, srcs := answer()
 		if typ != wire.MLDv2ModeIsInclude || !equalAddrs(srcs, addrs("2001:db8::a", "2001:db8::b", "2001:db8::c")) {
 			t.Errorf("answer to two source queries: type %d sources %v", typ, srcs)
 		}
-		sn.port.WritePackets([][]byte{query("2001:db8::a")})
+		sn.send(t, query("2001:db8::a"))
 		synctest.Wait()
-		sn.port.WritePackets([][]byte{query()})
+		sn.send(t, query())
 		synctest.Wait()
-		sn.port.WritePackets([][]byte{query("2001:db8::d")})
+		sn.send(t, query("2001:db8::d"))
 		typ, srcs = answer()
 		if typ != wire.MLDv2ModeIsExclude || len(srcs) != 0 {
 			t.Errorf("answer after a group query: type %d sources %v", typ, srcs)

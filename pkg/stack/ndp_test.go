@@ -3,12 +3,10 @@ package stack
 import (
 	"net/netip"
 	"slices"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/link/emu"
 	"github.com/stackbox/stackbox/pkg/stack/neighbor"
 	"github.com/stackbox/stackbox/pkg/stack/route"
@@ -16,14 +14,7 @@ import (
 )
 
 // NDP tests drive handleNDP directly with messages built here and watch
-// what the stack sends from a ndpSniffer port on the same emulated switch.
-
-// ndpSniffer is a port that records the NDP messages it sees.
-type ndpSniffer struct {
-	port *emu.Port
-	mu   sync.Mutex
-	got  []seenNDP
-}
+// what the stack sends from a wirePort on the same emulated switch.
 
 // seenNDP is one NDP message seen on the wire.
 type seenNDP struct {
@@ -35,50 +26,39 @@ type seenNDP struct {
 	at             time.Time
 }
 
-func newNDPSniffer(t testing.TB, nw *emu.Network) *ndpSniffer {
-	t.Helper()
-	s := &ndpSniffer{port: nw.NewPort(emu.PortConfig{})}
-	s.port.Attach(link.DispatcherFunc(func(f []byte) {
-		eth, err := wire.ParseEthernet(f)
-		if err != nil || eth.EtherType() != wire.EtherTypeIPv6 {
-			return
-		}
-		ip, err := wire.ParseIPv6(eth.Payload())
-		if err != nil || ip.NextHeader() != wire.IPProtoICMPv6 {
-			return
-		}
-		m, err := wire.ParseICMPv6(ip.Payload())
-		if err != nil || m.Type() < wire.ICMPv6RouterSolicit || m.Type() > wire.ICMPv6Redirect {
-			return
-		}
-		s.mu.Lock()
-		s.got = append(s.got, seenNDP{
-			ethDst: eth.Dst(), ethSrc: eth.Src(), src: ip.Src(), dst: ip.Dst(), hopLimit: ip.HopLimit(),
-			msg: m, csumOK: m.ChecksumValid(ip.Src(), ip.Dst()), at: time.Now(),
-		})
-		s.mu.Unlock()
-	}))
-	t.Cleanup(func() { s.port.Close() })
-	return s
+// parseNDP decodes an NDP message (ICMPv6 types 133–137 right after the
+// IPv6 header) from a recorded frame.
+func parseNDP(f wireFrame) (seenNDP, bool) {
+	if f.eth.EtherType() != wire.EtherTypeIPv6 {
+		return seenNDP{}, false
+	}
+	ip, err := wire.ParseIPv6(f.eth.Payload())
+	if err != nil || ip.NextHeader() != wire.IPProtoICMPv6 {
+		return seenNDP{}, false
+	}
+	m, err := wire.ParseICMPv6(ip.Payload())
+	if err != nil || m.Type() < wire.ICMPv6RouterSolicit || m.Type() > wire.ICMPv6Redirect {
+		return seenNDP{}, false
+	}
+	return seenNDP{
+		ethDst: f.eth.Dst(), ethSrc: f.eth.Src(), src: ip.Src(), dst: ip.Dst(), hopLimit: ip.HopLimit(),
+		msg: m, csumOK: m.ChecksumValid(ip.Src(), ip.Dst()), at: f.at,
+	}, true
 }
 
-// take returns and forgets the messages of type typ seen so far.
-func (s *ndpSniffer) take(typ uint8) []seenNDP {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out, rest []seenNDP
-	for _, g := range s.got {
-		if g.msg.Type() == typ {
-			out = append(out, g)
-		} else {
-			rest = append(rest, g)
-		}
+// takeNDP returns and forgets the NDP messages of type typ recorded so
+// far; other frames stay.
+func (l *frameLog) takeNDP(typ uint8) []seenNDP {
+	var out []seenNDP
+	for _, f := range l.take(func(f wireFrame) bool {
+		m, ok := parseNDP(f)
+		return ok && m.msg.Type() == typ
+	}) {
+		m, _ := parseNDP(f)
+		out = append(out, m)
 	}
-	s.got = rest
 	return out
 }
-
-func (s *ndpSniffer) mac() wire.MAC { return s.port.MAC() }
 
 // ndpPI is the PacketInfo of an NDP message received on n.
 func ndpPI(n *NIC, src, dst string) *PacketInfo {
@@ -101,11 +81,11 @@ var (
 	routerMAC = wire.MAC{0x02, 0, 0, 0, 0xcc, 0x01}
 )
 
-// newNDPHost is a host with DAD and autoconfiguration on, plus a ndpSniffer.
-func newNDPHost(t *testing.T, opts Options, addrs ...string) (*testHost, *ndpSniffer) {
+// newNDPHost is a host with DAD and autoconfiguration on, plus a wirePort.
+func newNDPHost(t *testing.T, opts Options, addrs ...string) (*testHost, *wirePort) {
 	t.Helper()
 	nw := newTestNet(t, 1)
-	sn := newNDPSniffer(t, nw)
+	sn := newWirePort(t, nw)
 	opts.Seed = 7
 	h := newTestHostNIC(t, nw, opts, NICOptions{}, emu.PortConfig{MAC: wire.MAC{0x52, 0x54, 0, 0x12, 0x34, 0x56}}, addrs...)
 	return h, sn
@@ -189,7 +169,7 @@ func TestDADSuccess(t *testing.T) {
 		for range 25 {
 			time.Sleep(100 * time.Millisecond)
 			synctest.Wait()
-			for _, m := range sn.take(wire.ICMPv6NeighborSolicit) {
+			for _, m := range sn.takeNDP(wire.ICMPv6NeighborSolicit) {
 				ns = append(ns, m)
 				v, _ := m.msg.NeighborSolicit()
 				probed[v.Target()] = m.at
@@ -223,7 +203,7 @@ func TestDADSuccess(t *testing.T) {
 		// Router solicitation: at once after DAD, then every 4 s, 3 in all.
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
-		rs := sn.take(wire.ICMPv6RouterSolicit)
+		rs := sn.takeNDP(wire.ICMPv6RouterSolicit)
 		if len(rs) != 3 {
 			t.Fatalf("sent %d RS, want 3", len(rs))
 		}
@@ -285,7 +265,7 @@ func TestDADFailure(t *testing.T) {
 				}
 				time.Sleep(30 * time.Second)
 				synctest.Wait()
-				rs := sn.take(wire.ICMPv6RouterSolicit)
+				rs := sn.takeNDP(wire.ICMPv6RouterSolicit)
 				if c.failed {
 					if len(rs) != 0 {
 						t.Errorf("sent %d RS with a duplicate link-local address", len(rs))
@@ -319,14 +299,14 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 	for _, fwd := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
 			nw := newTestNet(t, 1)
-			sn := newNDPSniffer(t, nw)
+			sn := newWirePort(t, nw)
 			h := newTestHost(t, nw, Options{IPv6Forwarding: fwd}, "2001:db8::1/64")
 			n := h.nic
-			peer := sn.mac()
+			peer := sn.mac
 			ns := buildNDP(&wire.NDPNeighborSolicitFields{Target: mustAddr("2001:db8::1"), SourceLinkAddr: peer})
 			n.s.handleNDP(ndpPI(n, "2001:db8::2", "ff02::1:ff00:1"), ns)
 			synctest.Wait()
-			na := sn.take(wire.ICMPv6NeighborAdvert)
+			na := sn.takeNDP(wire.ICMPv6NeighborAdvert)
 			if len(na) != 1 {
 				t.Fatalf("forwarding=%v: %d NA, want 1", fwd, len(na))
 			}
@@ -346,7 +326,7 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 			dad := buildNDP(&wire.NDPNeighborSolicitFields{Target: mustAddr("2001:db8::1")})
 			n.s.handleNDP(ndpPI(n, "::", "ff02::1:ff00:1"), dad)
 			synctest.Wait()
-			na = sn.take(wire.ICMPv6NeighborAdvert)
+			na = sn.takeNDP(wire.ICMPv6NeighborAdvert)
 			if len(na) != 1 {
 				t.Fatalf("%d NA to a DAD probe, want 1", len(na))
 			}
@@ -361,7 +341,7 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 			n.s.handleNDP(ndpPI(n, "2001:db8::2", "ff02::1:ff00:9"),
 				buildNDP(&wire.NDPNeighborSolicitFields{Target: mustAddr("2001:db8::9"), SourceLinkAddr: peer}))
 			synctest.Wait()
-			if na := sn.take(wire.ICMPv6NeighborAdvert); len(na) != 0 {
+			if na := sn.takeNDP(wire.ICMPv6NeighborAdvert); len(na) != 0 {
 				t.Errorf("answered an NS for someone else's address")
 			}
 		})
@@ -374,7 +354,7 @@ func TestNeighborSolicitAnswered(t *testing.T) {
 func TestNeighborSolicitSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 1)
-		sn := newNDPSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHost(t, nw, Options{}, "2001:db8::1/64", "2001:db8:1::1/64")
 		n := h.nic
 		target := mustAddr("2001:db8:1::9")
@@ -385,7 +365,7 @@ func TestNeighborSolicitSource(t *testing.T) {
 		n.sendNeighborSolicit(target, wire.MAC{}, prompt, true)
 		n.sendNeighborSolicit(target, peerMAC, nil, false)
 		synctest.Wait()
-		ns := sn.take(wire.ICMPv6NeighborSolicit)
+		ns := sn.takeNDP(wire.ICMPv6NeighborSolicit)
 		if len(ns) != 3 { // the switch floods the probe to the unknown peerMAC
 			t.Fatalf("%d NS seen, want 3", len(ns))
 		}
@@ -412,7 +392,7 @@ func TestNeighborSolicitSource(t *testing.T) {
 		h2.nic.AddAddress(Address{Prefix: netip.MustParsePrefix("2001:db8::7/64")}) // tentative
 		h2.nic.sendNeighborSolicit(target, wire.MAC{}, nil, false)
 		synctest.Wait()
-		for _, m := range sn.take(wire.ICMPv6NeighborSolicit) {
+		for _, m := range sn.takeNDP(wire.ICMPv6NeighborSolicit) {
 			if !m.src.IsUnspecified() { // its own DAD probe may show up
 				t.Errorf("NS from %v sent with only a tentative address", m.src)
 			}
@@ -465,7 +445,7 @@ func TestRouterAdvert(t *testing.T) {
 		n := h.nic
 		time.Sleep(3 * time.Second) // link-local DAD done, first RS out
 		synctest.Wait()
-		if rs := sn.take(wire.ICMPv6RouterSolicit); len(rs) != 1 {
+		if rs := sn.takeNDP(wire.ICMPv6RouterSolicit); len(rs) != 1 {
 			t.Fatalf("%d RS before the RA, want 1", len(rs))
 		}
 		start := time.Now()
@@ -538,7 +518,7 @@ func TestRouterAdvert(t *testing.T) {
 		// RS stop after an RA.
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		if rs := sn.take(wire.ICMPv6RouterSolicit); len(rs) != 0 {
+		if rs := sn.takeNDP(wire.ICMPv6RouterSolicit); len(rs) != 0 {
 			t.Errorf("%d RS after the RA", len(rs))
 		}
 		if st := addrState(t, n, slaac.String()); st != Preferred {
@@ -774,7 +754,7 @@ func TestNDPMalformed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				nw := newTestNet(t, 1)
-				sn := newNDPSniffer(t, nw)
+				sn := newWirePort(t, nw)
 				h := newTestHost(t, nw, Options{}, "2001:db8::1/64")
 				n := h.nic
 				pi := ndpPI(n, c.src, c.dst)
@@ -788,7 +768,7 @@ func TestNDPMalformed(t *testing.T) {
 				if n.NDP().Len() != 0 {
 					t.Errorf("neighbour entries %v", n.NDP().Entries())
 				}
-				if len(sn.take(wire.ICMPv6NeighborAdvert)) != 0 {
+				if len(sn.takeNDP(wire.ICMPv6NeighborAdvert)) != 0 {
 					t.Error("answered")
 				}
 				if st := addrState(t, n, "2001:db8::1"); st != Preferred {
@@ -837,8 +817,8 @@ func TestDADOnLinkUp(t *testing.T) {
 		}
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
-		sn.take(wire.ICMPv6NeighborSolicit)
-		sn.take(wire.ICMPv6RouterSolicit)
+		sn.takeNDP(wire.ICMPv6NeighborSolicit)
+		sn.takeNDP(wire.ICMPv6RouterSolicit)
 		n.SetUp(false)
 		n.SetUp(true)
 		for _, a := range []string{"2001:db8::1", LinkLocalAddress(n.MAC()).String()} {
@@ -851,7 +831,7 @@ func TestDADOnLinkUp(t *testing.T) {
 		}
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
-		if ns := sn.take(wire.ICMPv6NeighborSolicit); len(ns) != 2 {
+		if ns := sn.takeNDP(wire.ICMPv6NeighborSolicit); len(ns) != 2 {
 			t.Errorf("%d DAD probes after link up, want 2", len(ns))
 		}
 		for _, a := range []string{"2001:db8::1", LinkLocalAddress(n.MAC()).String()} {
@@ -859,7 +839,7 @@ func TestDADOnLinkUp(t *testing.T) {
 				t.Errorf("%s is %v after DAD, want preferred", a, st)
 			}
 		}
-		if rs := sn.take(wire.ICMPv6RouterSolicit); len(rs) != 1 {
+		if rs := sn.takeNDP(wire.ICMPv6RouterSolicit); len(rs) != 1 {
 			t.Errorf("%d RS after the new DAD, want 1 so far", len(rs))
 		}
 	})
@@ -872,7 +852,7 @@ func TestDADOnLinkUp(t *testing.T) {
 func TestRAOptionEdges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 1)
-		sn := newNDPSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHostNIC(t, nw, Options{}, NICOptions{NoDAD: true}, emu.PortConfig{})
 		n := h.nic
 		ra := func(f wire.NDPRouterAdvertFields) { n.s.handleNDP(ndpPI(n, "fe80::1", "ff02::1"), raMsg(f)) }
@@ -915,7 +895,7 @@ func TestRAOptionEdges(t *testing.T) {
 		r := newTestHostNIC(t, nw, Options{IPv6Forwarding: true}, NICOptions{}, emu.PortConfig{})
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
-		for _, m := range sn.take(wire.ICMPv6RouterSolicit) {
+		for _, m := range sn.takeNDP(wire.ICMPv6RouterSolicit) {
 			if m.ethSrc == r.nic.MAC() {
 				t.Errorf("router sent an RS from %v", m.src)
 			}
@@ -931,7 +911,7 @@ func TestRAOptionEdges(t *testing.T) {
 func TestDADTransmits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newTestNet(t, 1)
-		sn := newNDPSniffer(t, nw)
+		sn := newWirePort(t, nw)
 		h := newTestHostNIC(t, nw, Options{}, NICOptions{NoAutoconf: true}, emu.PortConfig{})
 		n := h.nic
 		n.SetDADTransmits(3)
@@ -940,7 +920,7 @@ func TestDADTransmits(t *testing.T) {
 		}
 		time.Sleep(3500 * time.Millisecond) // delay < 1 s, then probes at +0, +1, +2 s
 		synctest.Wait()
-		ns := sn.take(wire.ICMPv6NeighborSolicit)
+		ns := sn.takeNDP(wire.ICMPv6NeighborSolicit)
 		if len(ns) != 3 {
 			t.Fatalf("%d probes, want 3", len(ns))
 		}
@@ -966,7 +946,7 @@ func TestDADTransmits(t *testing.T) {
 		if st := addrState(t, n, "2001:db8::2"); st != Preferred {
 			t.Errorf("state %v with DAD off", st)
 		}
-		if ns := sn.take(wire.ICMPv6NeighborSolicit); len(ns) != 0 {
+		if ns := sn.takeNDP(wire.ICMPv6NeighborSolicit); len(ns) != 0 {
 			t.Errorf("%d probes with DAD off", len(ns))
 		}
 	})

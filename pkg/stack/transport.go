@@ -96,7 +96,9 @@ func (s *Stack) AddRawHandler(ipv6 bool, proto uint8, h RawHandler) (remove func
 		s.rawMu.Lock()
 		defer s.rawMu.Unlock()
 		if i := slices.Index(s.raw, e); i >= 0 {
-			s.raw = slices.Delete(slices.Clip(s.raw), i, i+1)
+			// A copy: deliverRaw ranges over the old slice without the
+			// lock, and Delete shifts and zeroes in place.
+			s.raw = slices.Delete(slices.Clone(s.raw), i, i+1)
 		}
 	}
 }

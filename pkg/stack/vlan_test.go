@@ -85,16 +85,13 @@ func TestVLANTraffic(t *testing.T) {
 func TestVLANUnknownID(t *testing.T) {
 	nw := newTestNet(t, 71)
 	b := newVLANHost(t, nw, "2")
-	inj := nw.NewPort(emu.PortConfig{})
-	t.Cleanup(func() { inj.Close() })
+	inj := newWirePort(t, nw)
 	requests := ixCollectEchoes(t, b.s, false, false)
 	send := func(vid uint16, dst string, seq uint16) {
 		ip := ixIPv4(wire.IPv4Fields{Protocol: wire.IPProtoICMP,
 			Src: mustAddr("10.70.10.9"), Dst: mustAddr(dst)},
 			ixEchoMsg(false, false, netip.Addr{}, netip.Addr{}, 0x71, seq, ixPattern(int(seq), 32)))
-		if _, err := inj.WritePackets([][]byte{ixEthFrame(b.nic.MAC(), inj.MAC(), vid, wire.EtherTypeIPv4, ip)}); err != nil {
-			t.Fatal(err)
-		}
+		inj.send(t, ixEthFrame(b.nic.MAC(), inj.mac, vid, wire.EtherTypeIPv4, ip))
 	}
 	drops := b.nic.Stats().RxDropped.Load()
 	send(20, "10.70.10.2", 1)
