@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/stack/route"
@@ -284,6 +285,22 @@ func icmpErrorRateLimited(typ, code uint8) bool {
 	return false
 }
 
+// icmpRateLimited reports whether the ICMP or ICMPv6 error to dst is over
+// the rate limits, and counts it if so: in OutRateLimitGlobal of the
+// "Icmp:" MIB for either family, as Linux does (there is no ICMPv6 one),
+// and in host, the family's OutRateLimitHost.
+func (s *Stack) icmpRateLimited(dst netip.Addr, host *atomic.Uint64) bool {
+	switch s.icmpLimit.allow(dst) {
+	case limitGlobal:
+		s.stats.ICMP.OutRateLimitGlobal.Add(1)
+		return true
+	case limitHost:
+		host.Add(1)
+		return true
+	}
+	return false
+}
+
 // icmpv4ErrorAllowed applies RFC 1122 §3.2.2 and RFC 1812 §4.3.2.7: no
 // error about an ICMP error (or unknown ICMP type), a fragment other than
 // the first, a datagram sent to a broadcast or multicast address (IP or
@@ -333,15 +350,8 @@ func (s *Stack) sendICMPv4Error(in *NIC, pt PacketType, orig []byte, f wire.ICMP
 		return
 	}
 	h := wire.IPv4(orig)
-	if icmpErrorRateLimited(f.Type, f.Code) {
-		switch s.icmpLimit.allow(h.Src()) {
-		case limitGlobal:
-			s.stats.ICMP.OutRateLimitGlobal.Add(1)
-			return
-		case limitHost:
-			s.stats.ICMP.OutRateLimitHost.Add(1)
-			return
-		}
+	if icmpErrorRateLimited(f.Type, f.Code) && s.icmpRateLimited(h.Src(), &s.stats.ICMP.OutRateLimitHost) {
+		return
 	}
 	var src netip.Addr
 	if s.IsLocal(h.Dst()) {

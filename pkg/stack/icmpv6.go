@@ -185,15 +185,8 @@ func (s *Stack) icmpv6Error(n *NIC, orig []byte, pt PacketType, typ, code uint8,
 	}
 	// Linux's default icmpv6_ratemask (0-1,3-127) limits every error but
 	// Packet Too Big, which PMTU discovery cannot do without.
-	if typ != wire.ICMPv6PacketTooBig {
-		switch s.icmpLimit.allow(src) {
-		case limitGlobal:
-			s.stats.ICMP.OutRateLimitGlobal.Add(1)
-			return
-		case limitHost:
-			s.stats.ICMP6.OutRateLimitHost.Add(1)
-			return
-		}
+	if typ != wire.ICMPv6PacketTooBig && s.icmpRateLimited(src, &s.stats.ICMP6.OutRateLimitHost) {
+		return
 	}
 	// The source: the invoking packet's destination when it is one of
 	// our unicast addresses, else an address of the incoming NIC.

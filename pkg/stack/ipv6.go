@@ -378,11 +378,7 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		return
 	}
 	rt, ok := s.lookupRoute(route.Flow{Dst: dst, Src: h.Src(), IIF: n.index})
-	var out *NIC
-	if ok && !rt.Type.Reject() {
-		out, ok = s.NIC(rt.NIC)
-	}
-	if !ok || out == nil {
+	if !ok {
 		st.InNoRoutes.Add(1)
 		s.icmpv6Error(n, h, pt, wire.ICMPv6DstUnreachable, wire.ICMPv6CodeNoRoute, 0)
 		return
@@ -398,6 +394,12 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 	case route.TypeProhibit:
 		st.InDiscards.Add(1)
 		s.icmpv6Error(n, h, pt, wire.ICMPv6DstUnreachable, wire.ICMPv6CodeAdminProhibited, 0)
+		return
+	}
+	out, ok := s.NIC(rt.NIC)
+	if !ok || out == nil {
+		st.InNoRoutes.Add(1)
+		s.icmpv6Error(n, h, pt, wire.ICMPv6DstUnreachable, wire.ICMPv6CodeNoRoute, 0)
 		return
 	}
 	// RFC 8200 §3, RFC 4443 §3.3: a router must not forward a packet

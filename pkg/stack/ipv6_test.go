@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -391,6 +392,46 @@ func TestIPv6Forwarding(t *testing.T) {
 		}
 		expectNone6(t, requests, 100*time.Millisecond, "link-local packet forwarded")
 	})
+}
+
+// TestIPv6ForwardingRejectRoutes: a forwarded packet whose route is a
+// reject type is dropped silently (blackhole) or answered with
+// Destination Unreachable, code 0 for unreachable and code 1 for
+// prohibit (RFC 4443 §3.1; Linux ip6_pkt_discard / ip6_pkt_prohibit).
+func TestIPv6ForwardingRejectRoutes(t *testing.T) {
+	rn := newRouterNet(t, 72, 1500)
+	errs := icmp6Catcher(t, rn.a.s, wire.ICMPv6DstUnreachable)
+	for i, tt := range []struct {
+		typ  route.Type
+		code int // -1: no error expected
+	}{
+		{route.TypeBlackhole, -1},
+		{route.TypeUnreachable, int(wire.ICMPv6CodeNoRoute)},
+		{route.TypeProhibit, int(wire.ICMPv6CodeAdminProhibited)},
+	} {
+		dst := netip.MustParsePrefix(fmt.Sprintf("2001:db8:7%d::/64", i))
+		if err := rn.rs.Routes().Add(route.Route{Dst: dst, Type: tt.typ}); err != nil {
+			t.Fatal(err)
+		}
+		discards := rn.rs.stats.IP6.InDiscards.Load()
+		if err := sendEcho6(t, rn.a.s, 0, dst.Addr().Next(), 1, uint16(i), 10, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if tt.code < 0 {
+			expectNone6(t, errs, 300*time.Millisecond, "error for a blackhole route")
+			if rn.rs.stats.IP6.InDiscards.Load() == discards {
+				t.Error("blackhole drop not counted in Ip6InDiscards")
+			}
+			continue
+		}
+		m := wait6(t, errs, fmt.Sprintf("error for route type %v", tt.typ))
+		if m.msg[1] != uint8(tt.code) || m.src != mustAddr("2001:db8:1::1") {
+			t.Errorf("route type %v: code %d from %v, want code %d from R", tt.typ, m.msg[1], m.src, tt.code)
+		}
+	}
+	if got := rn.rs.stats.IP6.OutForwDatagrams.Load(); got != 0 {
+		t.Errorf("R forwarded %d datagrams through reject routes", got)
+	}
 }
 
 func TestIPv6ForwardingPacketTooBig(t *testing.T) {
