@@ -435,8 +435,8 @@ func (n *NIC) directedBroadcast(a netip.Addr) bool {
 	return false
 }
 
-// onLinkRoute is the route a NIC's connected prefix gives (used when
-// sending to a NIC explicitly, SO_BINDTODEVICE style).
+// onLink reports whether dst is inside one of this NIC's prefixes (for
+// sends bound to the NIC, SO_BINDTODEVICE style, that find no route).
 func (n *NIC) onLink(dst netip.Addr) bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()

@@ -224,7 +224,8 @@ type WriteOptions struct {
 	// IPv4Options are raw IPv4 options (IP_OPTIONS), written as given and
 	// padded to a multiple of four bytes.
 	IPv4Options []byte
-	// Router Alert hop-by-hop option for IPv6 (MLD): RouterAlert6 true.
+	// RouterAlert6 adds an IPv6 hop-by-hop Router Alert option with
+	// value 0 (RFC 2711; MLD, RFC 2710 §3).
 	RouterAlert6 bool
 }
 
