@@ -227,6 +227,14 @@ type WriteOptions struct {
 	// RouterAlert6 adds an IPv6 hop-by-hop Router Alert option with
 	// value 0 (RFC 2711; MLD, RFC 2710 §3).
 	RouterAlert6 bool
+	// Loop delivers a copy of a multicast packet to this stack's own
+	// sockets too, when the NIC has joined the group (IP_MULTICAST_LOOP,
+	// IPV6_MULTICAST_LOOP). Broadcasts are always looped, as Linux does.
+	Loop bool
+	// HeaderIncluded: pkt already holds the IPv4 header (IP_HDRINCL).
+	// The stack fills in what Linux's raw_send_hdrinc does (total length,
+	// a zero ID, a zero source, the checksum) and sends it unfragmented.
+	HeaderIncluded bool
 }
 
 // WritePacket prepends the IP header to pkt (which holds the transport
