@@ -230,7 +230,7 @@ func (s *Stack) icmpv4ErrorIn(pi *PacketInfo, m wire.ICMPv4) {
 		return
 	}
 	e := &ICMPError{NIC: pi.NIC, From: pi.Src, Type: m.Type(), Code: m.Code(),
-		Src: q.Src(), Dst: q.Dst(), Proto: q.Protocol(), Payload: q.Payload()}
+		Src: q.Src(), Dst: q.Dst(), Proto: q.Protocol(), Payload: q.Payload(), Quoted: q}
 	switch {
 	case m.Type() == wire.ICMPv4DestUnreachable && m.Code() == wire.ICMPv4FragmentationNeeded:
 		mtu := int(m.NextHopMTU())

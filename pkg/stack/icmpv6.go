@@ -114,7 +114,7 @@ func (s *Stack) icmpv6ErrorReceived(pi *PacketInfo, m wire.ICMPv6) {
 		s.stats.ICMP6.InErrors.Add(1)
 		return
 	}
-	e := &ICMPError{NIC: pi.NIC, From: pi.Src, Type: m.Type(), Code: m.Code(), Src: q.Src(), Dst: q.Dst()}
+	e := &ICMPError{NIC: pi.NIC, From: pi.Src, Type: m.Type(), Code: m.Code(), Src: q.Src(), Dst: q.Dst(), Quoted: q}
 	switch m.Type() {
 	case wire.ICMPv6PacketTooBig:
 		// RFC 8201 §4: never below the IPv6 minimum MTU; a smaller

@@ -327,8 +327,9 @@ func (s *Stack) deliverIPv4(n *NIC, pt PacketType, h wire.IPv4, bcast bool) {
 	switch {
 	case known:
 		st.InDelivers.Add(1)
-		if !handled && !bcast && !pi.Dst.IsMulticast() {
-			// RFC 1122 §3.2.2.1: port unreachable from the transport.
+		if !handled && !internal && !bcast && !pi.Dst.IsMulticast() {
+			// RFC 1122 §3.2.2.1: port unreachable from the transport
+			// (never for ICMP or IGMP, which the stack itself takes).
 			s.sendICMPv4Error(n, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4PortUnreachable})
 		}
 	case internal || raw:
@@ -379,6 +380,9 @@ func recordOptions4(h []byte, addr netip.Addr, now time.Time) bool {
 // writeIPv4 prepends the IPv4 header and sends pkt on r, fragmenting it
 // when it exceeds the path MTU (RFC 791 §3.2) unless DontFragment.
 func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
+	if o.HeaderIncluded {
+		return s.writeIPv4Included(r, pkt)
+	}
 	st := &s.stats.IP
 	ttl := o.TTL
 	if ttl == 0 {
@@ -417,6 +421,42 @@ func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
 	}
 	if total > mtu {
 		return s.fragment4(r.NIC, r.NextHop, wire.IPv4(pkt.Bytes()), mtu)
+	}
+	return s.output4(r.NIC, r.NextHop, pkt)
+}
+
+// writeIPv4Included sends a datagram whose IPv4 header the caller wrote
+// (IP_HDRINCL), as Linux's raw_send_hdrinc: the header must be whole (IHL
+// at least 5 and within the data, else EINVAL); the stack fills in the
+// total length, an ID when zero, the source when zero (the route's) and
+// the header checksum, and sends it as it is, never fragmented: EMSGSIZE
+// beyond the device MTU. The destination in the header is left alone; the
+// route (from the address the caller sent to) decides where it goes.
+func (s *Stack) writeIPv4Included(r *Route, pkt *Packet) error {
+	b := pkt.Bytes()
+	if len(b) < wire.IPv4MinHeaderLen {
+		return ErrInvalid
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < wire.IPv4MinHeaderLen || hl > len(b) {
+		return ErrInvalid
+	}
+	if len(b) > r.NIC.MTU() || len(b) > wire.IPv4MaxTotalLen {
+		return ErrMsgSize
+	}
+	h := wire.IPv4(b)
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	if h.ID() == 0 {
+		binary.BigEndian.PutUint16(b[4:], uint16(s.ipID.Add(1)))
+	}
+	if h.Src().IsUnspecified() {
+		src := r.Src.As4()
+		copy(b[12:16], src[:])
+	}
+	h.UpdateChecksum()
+	s.stats.IP.OutRequests.Add(1)
+	if h.Protocol() == wire.IPProtoICMP && len(b) >= hl+wire.ICMPv4HeaderLen {
+		s.countICMPOut(b[hl])
 	}
 	return s.output4(r.NIC, r.NextHop, pkt)
 }

@@ -3,6 +3,9 @@ package stack
 import (
 	"net/netip"
 	"slices"
+	"syscall"
+
+	"github.com/stackbox/stackbox/pkg/wire"
 )
 
 // PacketInfo describes a received packet to transport and raw handlers.
@@ -41,6 +44,82 @@ type ICMPError struct {
 	// Payload is the quoted transport header and whatever data followed
 	// (at least 8 bytes for IPv4 errors, RFC 792).
 	Payload []byte
+	// Quoted is the whole quote from the invoking packet's IP header on
+	// (what an IP_HDRINCL raw socket reads from its error queue).
+	Quoted []byte
+}
+
+// Errno converts the error as Linux's icmp_err_convert and
+// icmpv6_err_convert do: the errno a socket sees and whether the error is
+// hard (fatal: a connected socket reports it even without IP_RECVERR).
+// Fragmentation needed and Packet Too Big give EMSGSIZE, not fatal here;
+// sockets decide by their IP_MTU_DISCOVER setting.
+func (e *ICMPError) Errno() (errno syscall.Errno, fatal bool) {
+	if e.IsIPv6() {
+		switch e.Type {
+		case wire.ICMPv6DstUnreachable:
+			if int(e.Code) < len(unreach6) {
+				u := unreach6[e.Code]
+				return u.errno, u.fatal
+			}
+			return syscall.EPROTO, true
+		case wire.ICMPv6PacketTooBig:
+			return syscall.EMSGSIZE, false
+		case wire.ICMPv6ParamProblem:
+			return syscall.EPROTO, true
+		case wire.ICMPv6TimeExceeded:
+			return syscall.EHOSTUNREACH, false
+		}
+		return syscall.EPROTO, false
+	}
+	switch e.Type {
+	case wire.ICMPv4ParamProblem:
+		return syscall.EPROTO, true
+	case wire.ICMPv4SourceQuench, wire.ICMPv4Redirect:
+		return syscall.EREMOTEIO, false // ping.c: "not a real error but ping wants to see it"
+	case wire.ICMPv4DestUnreachable:
+		if int(e.Code) < len(unreach4) {
+			u := unreach4[e.Code]
+			return u.errno, u.fatal
+		}
+	}
+	return syscall.EHOSTUNREACH, false // time exceeded and the rest
+}
+
+type errConv struct {
+	errno syscall.Errno
+	fatal bool
+}
+
+// unreach4 is Linux's icmp_err_convert, by Destination Unreachable code.
+var unreach4 = [...]errConv{
+	{syscall.ENETUNREACH, false},  // net unreachable
+	{syscall.EHOSTUNREACH, false}, // host unreachable
+	{syscall.ENOPROTOOPT, true},   // protocol unreachable
+	{syscall.ECONNREFUSED, true},  // port unreachable
+	{syscall.EMSGSIZE, false},     // fragmentation needed
+	{syscall.EOPNOTSUPP, false},   // source route failed
+	{syscall.ENETUNREACH, true},   // net unknown
+	{syscall.EHOSTDOWN, true},     // host unknown
+	{syscall.ENONET, true},        // source host isolated
+	{syscall.ENETUNREACH, true},   // net prohibited
+	{syscall.EHOSTUNREACH, true},  // host prohibited
+	{syscall.ENETUNREACH, false},  // net unreachable for TOS
+	{syscall.EHOSTUNREACH, false}, // host unreachable for TOS
+	{syscall.EHOSTUNREACH, true},  // communication prohibited
+	{syscall.EHOSTUNREACH, true},  // host precedence violation
+	{syscall.EHOSTUNREACH, true},  // precedence cutoff
+}
+
+// unreach6 is Linux's tab_unreach of icmpv6_err_convert.
+var unreach6 = [...]errConv{
+	{syscall.ENETUNREACH, false},  // no route
+	{syscall.EACCES, true},        // administratively prohibited
+	{syscall.EHOSTUNREACH, false}, // beyond scope
+	{syscall.EHOSTUNREACH, false}, // address unreachable
+	{syscall.ECONNREFUSED, true},  // port unreachable
+	{syscall.EACCES, true},        // source address failed policy
+	{syscall.EACCES, true},        // reject route
 }
 
 // IsIPv6 reports whether the error is ICMPv6.
@@ -77,10 +156,19 @@ func (s *Stack) RegisterTransport(proto uint8, h TransportHandler) {
 // IPv6 it is the payload after the extension headers (RFC 3542 §3).
 type RawHandler func(pi *PacketInfo, packet []byte)
 
+// ErrorHandler receives ICMP errors quoting a packet of one protocol, for
+// sockets that are not a registered transport: raw sockets (Linux's
+// raw_icmp_error) and ping sockets (ping_err, for quoted ICMP echo
+// requests). It runs on the receiving goroutine and may keep views of e's
+// slices but must not modify them.
+type ErrorHandler func(e *ICMPError)
+
+// rawEntry is a raw handler (h) or an error handler (eh).
 type rawEntry struct {
 	ipv6  bool
 	proto uint8
 	h     RawHandler
+	eh    ErrorHandler
 }
 
 // AddRawHandler registers a raw handler for one family and protocol and
@@ -88,7 +176,19 @@ type rawEntry struct {
 // the transport handler and in addition to it; ICMP and ICMPv6 included
 // (after the stack has answered echo requests itself).
 func (s *Stack) AddRawHandler(ipv6 bool, proto uint8, h RawHandler) (remove func()) {
-	e := &rawEntry{ipv6: ipv6, proto: proto, h: h}
+	return s.addRawEntry(&rawEntry{ipv6: ipv6, proto: proto, h: h})
+}
+
+// AddErrorHandler registers h for the ICMP (ipv6 false) or ICMPv6 errors
+// whose quoted packet is of protocol proto, in addition to that
+// protocol's transport, and returns the function that removes it.
+// Registering one never makes the stack answer packets of proto with
+// protocol or port unreachable.
+func (s *Stack) AddErrorHandler(ipv6 bool, proto uint8, h ErrorHandler) (remove func()) {
+	return s.addRawEntry(&rawEntry{ipv6: ipv6, proto: proto, eh: h})
+}
+
+func (s *Stack) addRawEntry(e *rawEntry) (remove func()) {
 	s.rawMu.Lock()
 	s.raw = append(slices.Clip(s.raw), e)
 	s.rawMu.Unlock()
@@ -112,7 +212,7 @@ func (s *Stack) deliverRaw(pi *PacketInfo, packet []byte) bool {
 	found := false
 	v6 := pi.Dst.Is6()
 	for _, e := range list {
-		if e.ipv6 == v6 && e.proto == pi.Proto {
+		if e.h != nil && e.ipv6 == v6 && e.proto == pi.Proto {
 			e.h(pi, packet)
 			found = true
 		}
@@ -131,9 +231,25 @@ func (s *Stack) deliverTransport(pi *PacketInfo, payload []byte) (handled, known
 	return slot.h.HandlePacket(pi, payload), true
 }
 
-// deliverError hands an ICMP error to the transport of the quoted packet.
+// deliverError hands an ICMP error to the transport of the quoted packet
+// and to the error handlers of its protocol.
 func (s *Stack) deliverError(e *ICMPError) {
 	if slot := s.transports[e.Proto].Load(); slot != nil {
 		slot.h.HandleError(e)
 	}
+	s.rawMu.RLock()
+	list := s.raw
+	s.rawMu.RUnlock()
+	v6 := e.IsIPv6()
+	for _, r := range list {
+		if r.eh != nil && r.ipv6 == v6 && r.proto == e.Proto {
+			r.eh(e)
+		}
+	}
 }
+
+// CountICMPv4Out counts an ICMP message of type t that a socket sends, in
+// OutMsgs and the type's counter, as Linux's __ip_make_skb does for every
+// ICMP packet a socket builds (WritePacket does not look inside IPv4
+// payloads; ICMPv6 is counted by WritePacket itself).
+func (s *Stack) CountICMPv4Out(t uint8) { s.countICMPOut(t) }
