@@ -20,8 +20,11 @@ import (
 //     echo replies (echoOptions4), which is what `ping -R` sees.
 //   - A truncated datagram (total length beyond the frame) counts as
 //     InHdrErrors: IPStats has no InTruncatedPkts.
-//   - Broadcasts and joined multicast groups are not looped back to the
-//     sending stack (Linux's IP_MULTICAST_LOOP default).
+//   - Broadcasts, and multicast to a group the outgoing NIC joined when
+//     WriteOptions.Loop asks (IP_MULTICAST_LOOP, on by default for
+//     sockets), are looped back to the sending stack's own sockets as
+//     Linux does (loop.go); the looped copy is delivered whole, from its
+//     own goroutine.
 
 // ipv4Opts locates the options of a received header that need processing:
 // offsets of each option within the header (0: absent).
@@ -419,6 +422,7 @@ func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
 	if recordOptions4(hdr, r.Src, time.Now()) {
 		wire.IPv4(hdr).UpdateChecksum()
 	}
+	s.loop4(r, o, pkt.Bytes())
 	if total > mtu {
 		return s.fragment4(r.NIC, r.NextHop, wire.IPv4(pkt.Bytes()), mtu)
 	}

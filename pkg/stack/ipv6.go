@@ -489,6 +489,7 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 		}
 		fields.PayloadLen = pkt.Len()
 		fields.Encode(pkt.Prepend(wire.IPv6HeaderLen))
+		s.loop6(r, o, pkt.Bytes())
 		s.countOut6(r.Dst, pkt.Len())
 		return r.NIC.sendIPv6(r.NextHop, pkt)
 	}
@@ -507,6 +508,17 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 	if err != nil {
 		st.FragFails.Add(1)
 		return ErrMsgSize
+	}
+	if s.loopsBack6(r, o) {
+		// The looped copy is the whole datagram, unfragmented.
+		full := NewPacketFrom(data)
+		if hbhLen > 0 {
+			hbh.Encode(full.Prepend(hbhLen))
+		}
+		whole := fields
+		whole.PayloadLen = full.Len()
+		whole.Encode(full.Prepend(wire.IPv6HeaderLen))
+		s.loop6(r, o, full.Bytes())
 	}
 	id := uint32(s.randUint64()) // RFC 7739: unpredictable identifications
 	fh := wire.IPv6FragmentFields{NextHeader: o.Proto, ID: id}

@@ -111,6 +111,7 @@ type Stack struct {
 	reasm4, reasm6 *fragment.Reassembler
 	pmtu           pmtuCache
 	icmpLimit      rateLimiter
+	loop           loopQueue // multicast/broadcast loopback (loop.go)
 
 	transports [256]atomic.Pointer[transportSlot]
 	rawMu      sync.RWMutex
