@@ -1,0 +1,83 @@
+package socket
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// ErrDeadlineExceeded is what a call returns when the read or write
+// deadline (SetReadDeadline, SetWriteDeadline) passes: os's, so
+// errors.Is(err, os.ErrDeadlineExceeded) holds and it is a net.Error
+// whose Timeout is true.
+var ErrDeadlineExceeded = os.ErrDeadlineExceeded
+
+// deadline is one direction's deadline: a channel that is closed when it
+// passes, which blocked calls select on. A timer (time.AfterFunc: no
+// goroutine until it fires) closes it. Moving a deadline that has not
+// passed keeps the channel, so calls already blocked see the new time;
+// setting one after it passed makes a fresh channel for the calls to come.
+type deadline struct {
+	mu    sync.Mutex
+	ch    chan struct{}
+	timer *time.Timer
+	gen   uint64 // a timer that fires after being superseded does nothing
+	shut  bool   // ch is closed
+}
+
+func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if t.IsZero() {
+		if d.shut {
+			d.ch, d.shut = make(chan struct{}), false
+		}
+		return
+	}
+	wait := time.Until(t)
+	if wait <= 0 {
+		if !d.shut {
+			close(d.ch)
+			d.shut = true
+		}
+		return
+	}
+	if d.shut {
+		d.ch, d.shut = make(chan struct{}), false
+	}
+	gen := d.gen
+	d.timer = time.AfterFunc(wait, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.gen == gen && !d.shut {
+			close(d.ch)
+			d.shut = true
+		}
+	})
+}
+
+// done returns the channel closed when the deadline passes, and whether
+// it already has.
+func (d *deadline) done() (<-chan struct{}, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch, d.shut
+}
+
+// stop releases the timer (on close).
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
