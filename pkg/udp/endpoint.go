@@ -34,11 +34,15 @@ type endpoint struct {
 	bindAddr netip.Addr     // what bind named (unmapped); invalid: the wildcard
 	userPort bool           // the port was bound explicitly (kept on disconnect)
 	local    netip.AddrPort // unmapped; invalid until bound
-	remote   netip.AddrPort // unmapped; invalid unless connected
-	ent      *ent
-	soErr    syscall.Errno
-	shutRD   bool
-	shutWR   bool
+	// src is the source address the local address implies (bound or
+	// chosen by connect), invalid for a wildcard, multicast or
+	// broadcast binding (Linux inet_saddr); bindSrc is bind's.
+	src, bindSrc netip.Addr
+	remote       netip.AddrPort // unmapped; invalid unless connected
+	ent          *ent
+	soErr        syscall.Errno
+	shutRD       bool
+	shutWR       bool
 
 	mcMu   sync.Mutex // memberships; never held with mu
 	mships transport.Memberships
@@ -234,6 +238,11 @@ func (e *endpoint) bindLocked(a netip.Addr, port uint16, remote netip.AddrPort) 
 	}
 	e.res = r
 	e.local = netip.AddrPortFrom(a, r.Port())
+	e.src = netip.Addr{}
+	if !a.IsUnspecified() && !a.IsMulticast() && !e.isBroadcast(a) {
+		e.src = a
+	}
+	e.bindSrc = e.src
 	e.rehashLocked()
 	return nil
 }
@@ -292,6 +301,7 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	}
 	if e.local.Addr().IsUnspecified() {
 		e.local = netip.AddrPortFrom(r.Src, e.local.Port())
+		e.src = r.Src
 	}
 	e.remote = remote
 	e.rehashLocked()
@@ -312,7 +322,7 @@ func (e *endpoint) disconnectLocked() {
 			e.res = nil
 		}
 		e.p.tab.replace(e.ent, nil)
-		e.ent, e.local = nil, netip.AddrPort{}
+		e.ent, e.local, e.src, e.bindSrc = nil, netip.AddrPort{}, netip.Addr{}, netip.Addr{}
 		return
 	}
 	a := e.bindAddr
@@ -320,6 +330,7 @@ func (e *endpoint) disconnectLocked() {
 		a = e.wildcard()
 	}
 	e.local = netip.AddrPortFrom(a, e.local.Port())
+	e.src = e.bindSrc
 	e.rehashLocked()
 }
 
@@ -335,8 +346,8 @@ func (e *endpoint) routeLocked(dst netip.Addr, zone int, src netip.Addr, ifindex
 	if nic == 0 {
 		nic = e.boundDevice()
 	}
-	if !src.IsValid() && e.local.IsValid() && !e.local.Addr().IsUnspecified() && !e.local.Addr().IsMulticast() && !e.isBroadcast(e.local.Addr()) {
-		src = e.local.Addr()
+	if !src.IsValid() {
+		src = e.src
 	}
 	if dst.IsMulticast() || (dst.Is4() && dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
 		if nic == 0 {
@@ -551,7 +562,9 @@ func (e *endpoint) prepareLocked(o transport.WriteOptions, size int) (stack.Rout
 	}
 	// RFC 1122 §3.3.6 leaves broadcast sending to the host; Linux asks
 	// for SO_BROADCAST and says EACCES without it.
-	if (r.Kind == stack.RouteBroadcast || e.isBroadcast(dst)) && !e.opts.Broadcast {
+	// (FindRoute classifies 255.255.255.255 and every subnet broadcast
+	// address it routes to as RouteBroadcast.)
+	if r.Kind == stack.RouteBroadcast && !e.opts.Broadcast {
 		return r, wo, 0, to, fmt.Errorf("udp: send to broadcast %v without SO_BROADCAST: %w", dst, syscall.EACCES)
 	}
 	if err := e.autobindLocked(to); err != nil {

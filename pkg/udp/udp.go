@@ -25,6 +25,7 @@
 package udp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
@@ -313,7 +314,7 @@ func (p *Protocol) pick(l []*ent, src, dst netip.AddrPort, nic int, v6 bool) *en
 	if len(members) < 2 {
 		return best
 	}
-	slices.SortFunc(members, func(a, b *ent) int { return int(a.seq - b.seq) })
+	slices.SortFunc(members, func(a, b *ent) int { return cmp.Compare(a.seq, b.seq) })
 	return members[p.flowHash(src, dst)%uint64(len(members))]
 }
 
