@@ -482,3 +482,38 @@ func TestRawReceiveQueueBound(t *testing.T) {
 		t.Errorf("Info %+v: want drops and a bounded queue", in)
 	}
 }
+
+// TestRawBroadcastLoop: a broadcast from a raw socket (with SO_BROADCAST,
+// EACCES without) reaches the link and is looped to our own raw sockets,
+// with and without IP_HDRINCL, as Linux's ip_mc_output does.
+func TestRawBroadcastLoop(t *testing.T) {
+	l := newLab(t)
+	pa, pr := New(l.a), New(l.r)
+	own, peer := newRaw(t, pa, false, 253), newRaw(t, pr, false, 253)
+	bcast := netip.MustParseAddr("10.82.1.255")
+	to := transport.WriteOptions{To: netip.AddrPortFrom(bcast, 0)}
+	snd := newRaw(t, pa, false, 253)
+	if _, err := snd.Write([][]byte{[]byte("bcast")}, to); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("broadcast without SO_BROADCAST: %v", err)
+	}
+	mustNoErr(t, snd.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1))
+	hdr := make([]byte, 20, 30)
+	hdr[0], hdr[8], hdr[9] = 0x45, 1, 253
+	b4 := bcast.As4()
+	copy(hdr[16:], b4[:])
+	for _, hdrincl := range []int{0, 1} {
+		mustNoErr(t, snd.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, hdrincl))
+		msg := []byte("bcast")
+		if hdrincl == 1 {
+			msg = append(hdr, "bcast"...)
+		}
+		_, err := snd.Write([][]byte{msg}, to)
+		mustNoErr(t, err)
+		for _, ep := range []transport.Endpoint{own, peer} {
+			b, _, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+			if err != nil || wire.IPv4(b).Dst() != bcast || !bytes.HasSuffix(b, []byte("bcast")) {
+				t.Errorf("IP_HDRINCL %d: got %x, %v", hdrincl, b, err)
+			}
+		}
+	}
+}

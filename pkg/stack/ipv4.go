@@ -384,7 +384,7 @@ func recordOptions4(h []byte, addr netip.Addr, now time.Time) bool {
 // when it exceeds the path MTU (RFC 791 §3.2) unless DontFragment.
 func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
 	if o.HeaderIncluded {
-		return s.writeIPv4Included(r, pkt)
+		return s.writeIPv4Included(r, pkt, o)
 	}
 	st := &s.stats.IP
 	ttl := o.TTL
@@ -436,7 +436,8 @@ func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
 // the header checksum, and sends it as it is, never fragmented: EMSGSIZE
 // beyond the device MTU. The destination in the header is left alone; the
 // route (from the address the caller sent to) decides where it goes.
-func (s *Stack) writeIPv4Included(r *Route, pkt *Packet) error {
+// Broadcasts, and multicast with o.Loop, are looped back as any other.
+func (s *Stack) writeIPv4Included(r *Route, pkt *Packet, o WriteOptions) error {
 	b := pkt.Bytes()
 	if len(b) < wire.IPv4MinHeaderLen {
 		return ErrInvalid
@@ -462,6 +463,7 @@ func (s *Stack) writeIPv4Included(r *Route, pkt *Packet) error {
 	if h.Protocol() == wire.IPProtoICMP && len(b) >= hl+wire.ICMPv4HeaderLen {
 		s.countICMPOut(b[hl])
 	}
+	s.loop4(r, o, b) // ip_mc_output loops these too (o.Loop)
 	return s.output4(r.NIC, r.NextHop, pkt)
 }
 
