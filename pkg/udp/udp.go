@@ -134,7 +134,9 @@ func (p *Protocol) Register(r *transport.Registry) {
 	}
 }
 
-// Endpoints describes every open endpoint (netstat -u).
+// Endpoints describes every open endpoint that has a port (netstat -u;
+// as in Linux's /proc/net/udp, a socket that was never bound or used is
+// in no table and not listed).
 func (p *Protocol) Endpoints() []transport.Info {
 	p.mu.Lock()
 	list := make([]*endpoint, 0, len(p.eps))
@@ -144,7 +146,9 @@ func (p *Protocol) Endpoints() []transport.Info {
 	p.mu.Unlock()
 	out := make([]transport.Info, 0, len(list))
 	for _, e := range list {
-		out = append(out, e.Info())
+		if in := e.Info(); in.Local.Port() != 0 {
+			out = append(out, in)
+		}
 	}
 	return out
 }

@@ -1022,3 +1022,54 @@ func BenchmarkLookup10000(b *testing.B) {
 		}
 	}
 }
+
+// TestRegistryAndSource: the registry serves SOCK_DGRAM with protocol 0
+// and IPPROTO_UDP in both families (not SOCK_STREAM); netstat lists only
+// sockets with a port; WriteOptions.Src picks one of our addresses for
+// one datagram, and a foreign one is EADDRNOTAVAIL.
+func TestRegistryAndSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 17)
+		a := newHost(t, nw, "10.0.0.1/24", "10.0.0.11/24")
+		b := newHost(t, nw, "10.0.0.2/24")
+		var reg transport.Registry
+		a.udp.Register(&reg)
+		for _, fam := range []int{syscall.AF_INET, syscall.AF_INET6} {
+			for _, proto := range []int{0, syscall.IPPROTO_UDP} {
+				ep, err := reg.New(transport.NewRequest{Family: fam, Type: syscall.SOCK_DGRAM, Protocol: proto})
+				if err != nil {
+					t.Fatalf("socket(%d, SOCK_DGRAM, %d): %v", fam, proto, err)
+				}
+				if v, _ := ep.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_PROTOCOL); v != syscall.IPPROTO_UDP {
+					t.Fatalf("SO_PROTOCOL %v", v)
+				}
+				ep.Close()
+			}
+		}
+		if _, err := reg.New(transport.NewRequest{Family: syscall.AF_INET, Type: syscall.SOCK_STREAM}); err == nil {
+			t.Fatal("SOCK_STREAM served by UDP")
+		}
+		unbound := a.open(t, syscall.AF_INET)
+		if n := len(a.udp.Endpoints()); n != 0 {
+			t.Fatalf("netstat lists %d sockets, none bound", n)
+		}
+		rx := b.bound(t, syscall.AF_INET, ap(netip.Addr{}, 8200))
+		send(t, unbound, ap(addrB4, 8200), "default source")
+		if _, res := recv(t, rx); res.From.Addr() != addrA4 {
+			t.Fatalf("from %v", res.From)
+		}
+		if n := len(a.udp.Endpoints()); n != 1 {
+			t.Fatalf("netstat lists %d sockets after a send", n)
+		}
+		alt := netip.MustParseAddr("10.0.0.11")
+		if _, err := unbound.Write([][]byte{[]byte("alt")}, transport.WriteOptions{To: ap(addrB4, 8200), Src: alt}); err != nil {
+			t.Fatal(err)
+		}
+		if got, res := recv(t, rx); got != "alt" || res.From.Addr() != alt {
+			t.Fatalf("%q from %v", got, res.From)
+		}
+		if _, err := unbound.Write([][]byte{[]byte("x")}, transport.WriteOptions{To: ap(addrB4, 8200), Src: netip.MustParseAddr("10.0.0.99")}); !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			t.Fatalf("foreign source: %v", err)
+		}
+	})
+}
