@@ -403,3 +403,54 @@ func TestPingErrorReadiness(t *testing.T) {
 		t.Errorf("EventErr after the queue was read")
 	}
 }
+
+// TestPingConcurrent: sockets used from several goroutines at once
+// (writers, readers, option changes, close) under the race detector; every
+// socket gets replies to its own requests only.
+func TestPingConcurrent(t *testing.T) {
+	s := newStack(t, stack.Options{})
+	p := New(s)
+	lo := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+	done := make(chan error, 8)
+	for range 4 {
+		ep := newPing(t, p, false)
+		go func() {
+			for seq := range uint16(50) {
+				if _, err := ep.Write([][]byte{echo(false, seq, []byte("concurrent"))}, transport.WriteOptions{To: lo}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		go func() {
+			id := uint16(0)
+			for got := 0; got < 50; {
+				b, _, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+				if err != nil {
+					done <- err
+					return
+				}
+				if id == 0 {
+					id = ep.LocalAddr().Port()
+				}
+				if binary.BigEndian.Uint16(b[4:]) != id {
+					done <- errors.New("a reply for another socket")
+					return
+				}
+				ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, got&1)
+				ep.Readiness(waiter.EventIn)
+				got++
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(p.Endpoints()) != 4 {
+		t.Errorf("Endpoints %d", len(p.Endpoints()))
+	}
+}

@@ -696,8 +696,9 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 		}
 		return setFilter6(&e.filter6, v)
 	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.v6:
-		if e.proto == wire.IPProtoICMPv6 {
-			// RFC 3542 §3.1: not settable on ICMPv6 sockets.
+		if e.proto == wire.IPProtoICMPv6 && level == syscall.IPPROTO_IPV6 {
+			// RFC 3542 §3.1: not at this level on ICMPv6 sockets (Linux
+			// still takes it at SOL_RAW).
 			return syscall.EINVAL
 		}
 		n, err := transport.IntValue(v)
