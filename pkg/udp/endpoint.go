@@ -22,6 +22,7 @@ type endpoint struct {
 	p      *Protocol
 	family int
 	uid    uint32
+	priv   bool // may bind ports below 1024 (CAP_NET_BIND_SERVICE)
 	q      waiter.Queue
 	rcv    transport.DatagramQueue
 	errq   transport.DatagramQueue // IP_RECVERR
@@ -48,11 +49,11 @@ type endpoint struct {
 	mships transport.Memberships
 }
 
-func (p *Protocol) newEndpoint(family int, uid uint32) (*endpoint, error) {
+func (p *Protocol) newEndpoint(family int, cred transport.Cred) (*endpoint, error) {
 	if family != syscall.AF_INET && family != syscall.AF_INET6 {
 		return nil, fmt.Errorf("udp: family %d: %w", family, syscall.EAFNOSUPPORT)
 	}
-	e := &endpoint{p: p, family: family, uid: uid,
+	e := &endpoint{p: p, family: family, uid: cred.UID, priv: cred.Privileged,
 		opts: transport.NewOptions(transport.StackInterfaces(p.s)), mships: transport.NewMemberships(p.s)}
 	p.mu.Lock()
 	p.eps[e] = struct{}{}
@@ -215,6 +216,11 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	if !a.IsUnspecified() && !a.IsMulticast() && !e.p.s.IsLocal(a) && !e.isBroadcast(a) {
 		return fmt.Errorf("udp: bind %v: %w", a, syscall.EADDRNOTAVAIL)
+	}
+	if p := addr.Port(); p != 0 && p < PrivilegedPorts && !e.priv {
+		// Linux: ports below ip_unprivileged_port_start need
+		// CAP_NET_BIND_SERVICE.
+		return fmt.Errorf("udp: port %d: %w", p, syscall.EACCES)
 	}
 	if zone != 0 {
 		e.opts.BoundDevice = zone

@@ -11,17 +11,17 @@
 // checksums, ICMP error delivery (SO_ERROR, IP_RECVERR error queues) and
 // the /proc/net/snmp Udp and Udp6 counters.
 //
-// Lock order: Protocol.mu (the set of open endpoints, netstat) and
-// table.mu (demultiplexing) are never held together with an endpoint's
-// locks in the other order: an endpoint takes endpoint.mu, then table.mu
-// or Protocol.mu, then the ports manager's lock (a leaf). endpoint.mcMu
-// (multicast memberships, which may send an IGMP/MLD report) is never
-// held with endpoint.mu. The packet path takes table.mu shared to find
-// the endpoints, releases it, then takes each endpoint's mu only briefly to
-// read its options (no endpoint holds mu across a stack call: route
-// lookups yes, WritePacket never), and pushes onto the endpoint's
-// DatagramQueue (its own leaf lock). waiter.Queue.Notify is called with
-// no lock held.
+// Lock order: endpoint.mu → table.mu, and endpoint.mu → the ports
+// manager's lock and the stack's own locks (route lookups, interface and
+// address queries in bind and connect). Protocol.mu (the set of open
+// endpoints, for netstat) is taken alone. endpoint.mcMu (memberships; a
+// join may send an IGMP/MLD report) is never held with endpoint.mu. The
+// DatagramQueues' locks are leaves. The packet path takes table.mu shared
+// to find the endpoints and releases it, then takes each endpoint's mu
+// only to read its options, and pushes onto the endpoint's queue; no
+// endpoint lock is held across WritePacket (a looped multicast or
+// broadcast copy may come back to the sending socket) and
+// waiter.Queue.Notify is called with no lock held.
 package udp
 
 import (
@@ -116,17 +116,23 @@ func (p *Protocol) Stats() *Stats { return &p.stats }
 // net.ipv4.ip_local_port_range).
 func (p *Protocol) Ports() *ports.Manager { return p.ports }
 
-// NewEndpoint opens a socket of the family (syscall.AF_INET or AF_INET6),
-// owned by UID 0.
+// PrivilegedPorts is Linux's net.ipv4.ip_unprivileged_port_start: ports
+// below it need privilege to bind.
+const PrivilegedPorts = 1024
+
+// NewEndpoint opens a socket of the family (syscall.AF_INET or AF_INET6)
+// for the stack's own process: UID 0, privileged. Sockets opened for
+// clients go through Register's constructor, which takes their
+// credentials.
 func (p *Protocol) NewEndpoint(family int) (transport.Endpoint, error) {
-	return p.newEndpoint(family, 0)
+	return p.newEndpoint(family, transport.Cred{Privileged: true})
 }
 
 // Register makes p serve socket(AF_INET or AF_INET6, SOCK_DGRAM, 0 or
 // IPPROTO_UDP).
 func (p *Protocol) Register(r *transport.Registry) {
 	c := func(req transport.NewRequest) (transport.Endpoint, error) {
-		return p.newEndpoint(req.Family, req.Cred.UID)
+		return p.newEndpoint(req.Family, req.Cred)
 	}
 	for _, f := range []int{syscall.AF_INET, syscall.AF_INET6} {
 		r.Register(f, syscall.SOCK_DGRAM, 0, c)

@@ -1049,6 +1049,19 @@ func TestRegistryAndSource(t *testing.T) {
 		if _, err := reg.New(transport.NewRequest{Family: syscall.AF_INET, Type: syscall.SOCK_STREAM}); err == nil {
 			t.Fatal("SOCK_STREAM served by UDP")
 		}
+		// An unprivileged client may not bind below 1024 (EACCES, as Linux).
+		user, err := reg.New(transport.NewRequest{Family: syscall.AF_INET, Type: syscall.SOCK_DGRAM, Cred: transport.Cred{UID: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer user.Close()
+		if err := user.Bind(ap(netip.Addr{}, 53)); !errors.Is(err, syscall.EACCES) {
+			t.Fatalf("unprivileged bind to 53: %v", err)
+		}
+		if err := user.Bind(ap(netip.Addr{}, 1024)); err != nil {
+			t.Fatalf("unprivileged bind to 1024: %v", err)
+		}
+		user.Close()
 		unbound := a.open(t, syscall.AF_INET)
 		if n := len(a.udp.Endpoints()); n != 0 {
 			t.Fatalf("netstat lists %d sockets, none bound", n)
