@@ -454,3 +454,30 @@ func TestPingConcurrent(t *testing.T) {
 		t.Errorf("Endpoints %d", len(p.Endpoints()))
 	}
 }
+
+// TestPingDemuxByAddress: two sockets share an identifier (both set
+// SO_REUSEADDR) but are bound to different addresses; each reply goes to
+// the socket bound to the address it was sent to.
+func TestPingDemuxByAddress(t *testing.T) {
+	l := newLab(t)
+	p := New(l.a)
+	lo := netip.MustParseAddr("127.0.0.1")
+	e1, e2 := newPing(t, p, false), newPing(t, p, false)
+	for _, e := range []transport.Endpoint{e1, e2} {
+		mustNoErr(t, e.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1))
+	}
+	mustNoErr(t, e1.Bind(netip.AddrPortFrom(lo, 0x0505)))
+	mustNoErr(t, e2.Bind(netip.AddrPortFrom(addrA4, 0x0505)))
+	e3 := newPing(t, p, false)
+	if err := e3.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), 0x0505)); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("identifier shared without SO_REUSEADDR: %v", err)
+	}
+	_, err := e2.Write([][]byte{echo(false, 2, []byte("via A"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
+	mustNoErr(t, err)
+	checkReply(t, e2, false, addrB4, 2, []byte("via A"))
+	_, err = e1.Write([][]byte{echo(false, 1, []byte("via lo"))}, transport.WriteOptions{To: netip.AddrPortFrom(lo, 0)})
+	mustNoErr(t, err)
+	checkReply(t, e1, false, lo, 1, []byte("via lo"))
+	noRead(t, e1, transport.ReadOptions{}, 50*time.Millisecond)
+	noRead(t, e2, transport.ReadOptions{}, 0)
+}

@@ -136,6 +136,8 @@ func TestRawReceiveICMP(t *testing.T) {
 	pa, pb := New(l.a), New(l.b)
 
 	a4, b4 := newRaw(t, pa, false, syscall.IPPROTO_ICMP), newRaw(t, pb, false, syscall.IPPROTO_ICMP)
+	mustNoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_PKTINFO, 1))
+	mustNoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1))
 	_, err := a4.Write([][]byte{echo4(wire.ICMPv4Echo, 0x77, 1, []byte("raw4"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
 	mustNoErr(t, err)
 	req, res := readUntil(t, b4, icmp4Is(wire.ICMPv4Echo, 0x77))
@@ -146,17 +148,24 @@ func TestRawReceiveICMP(t *testing.T) {
 	if res.From != netip.AddrPortFrom(addrA4, 0) {
 		t.Errorf("From %v", res.From)
 	}
+	if c := res.Control; !c.HasPktInfo || c.Dst != addrB4 || c.IfIndex == 0 || !c.HasTTL || c.TTL != 63 {
+		t.Errorf("control messages %+v", c)
+	}
 	rep, _ := readUntil(t, a4, icmp4Is(wire.ICMPv4EchoReply, 0x77))
 	if wire.IPv4(rep).Src() != addrB4 {
 		t.Errorf("reply %x", rep)
 	}
 
 	a6, b6 := newRaw(t, pa, true, syscall.IPPROTO_ICMPV6), newRaw(t, pb, true, syscall.IPPROTO_ICMPV6)
+	mustNoErr(t, b6.SetSockOpt(syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT, 1))
 	_, err = a6.Write([][]byte{echo6(wire.ICMPv6EchoRequest, 0x66, 2, []byte("raw6"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB6, 0)})
 	mustNoErr(t, err)
 	req, res = readUntil(t, b6, icmp6Is(wire.ICMPv6EchoRequest, 0x66))
 	if !wire.ICMPv6(req).ChecksumValid(addrA6, addrB6) || !bytes.HasSuffix(req, []byte("raw6")) || res.From.Addr() != addrA6 {
 		t.Errorf("B's raw6 socket got %x from %v", req, res.From)
+	}
+	if !res.Control.HasTTL || res.Control.TTL != 63 {
+		t.Errorf("hop limit control message %+v", res.Control)
 	}
 	rep, res = readUntil(t, a6, icmp6Is(wire.ICMPv6EchoReply, 0x66))
 	if res.From.Addr() != addrB6 || !bytes.HasSuffix(rep, []byte("raw6")) {
