@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stackbox/stackbox/pkg/socket/internal/fake"
 	"github.com/stackbox/stackbox/pkg/transport"
 )
 
@@ -171,7 +172,7 @@ func TestMsgControlThroughSockets(t *testing.T) {
 	if n, err := b.SendMsg([][]byte{[]byte("he"), []byte("llo")}, oob, to, syscall.MSG_DONTROUTE); err != nil || n != 5 {
 		t.Fatalf("sendmsg = %d, %v", n, err)
 	}
-	sent := b.Endpoint().(*fakeDgram).lastSent
+	sent := b.Endpoint().(*fake.Dgram).LastSent()
 	if !sent.HasTTL || sent.TTL != 3 || !sent.HasTOS || sent.TOS != 0x20 || !sent.DontRoute {
 		t.Errorf("endpoint got %+v", sent)
 	}
@@ -206,7 +207,7 @@ func TestErrQueue(t *testing.T) {
 		t.Fatalf("empty error queue: %v, want EAGAIN", err)
 	}
 	dst := netip.MustParseAddrPort("192.0.2.1:33434")
-	a.Endpoint().(*fakeDgram).queueError(transport.Datagram{
+	a.Endpoint().(*fake.Dgram).QueueError(transport.Datagram{
 		Data: []byte("orig"), From: dst,
 		Control: transport.ControlMessages{Err: &transport.SockExtendedErr{
 			Errno: int(syscall.ECONNREFUSED), Origin: transport.OriginICMP, Type: 3, Code: 3,

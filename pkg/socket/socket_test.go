@@ -8,16 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/socket/internal/fake"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
 )
 
 const testWait = 5 * time.Second // bound on every wait in these tests
 
-func newTestLayer(t *testing.T) (*Layer, *fakeNet) {
+func newTestLayer(t *testing.T) (*Layer, *fake.Net) {
 	t.Helper()
-	n := newFakeNet()
-	return New(n.registry()), n
+	n := fake.NewNet()
+	return New(n.Registry()), n
 }
 
 func mustSocket(t *testing.T, l *Layer, family, typ int) *Socket {
@@ -347,12 +348,12 @@ func TestStreamConnect(t *testing.T) {
 	// EINPROGRESS, as Linux.
 	bh := mustSocket(t, l, syscall.AF_INET, syscall.SOCK_STREAM)
 	bh.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, 30*time.Millisecond)
-	if err := bh.Connect(lo4(blackholePort)); !errors.Is(err, syscall.EINPROGRESS) {
+	if err := bh.Connect(lo4(fake.BlackholePort)); !errors.Is(err, syscall.EINPROGRESS) {
 		t.Errorf("timed-out connect: %v, want EINPROGRESS", err)
 	}
 	// Closing wakes a connect blocked without a timeout.
 	bh2 := mustSocket(t, l, syscall.AF_INET, syscall.SOCK_STREAM)
-	conn := async(func() error { return bh2.Connect(lo4(blackholePort)) })
+	conn := async(func() error { return bh2.Connect(lo4(fake.BlackholePort)) })
 	stillBlocked(t, conn)
 	bh2.Close()
 	if err := await(t, conn); !errors.Is(err, syscall.EBADF) {
@@ -362,7 +363,7 @@ func TestStreamConnect(t *testing.T) {
 
 func TestStreamBlockingWriteAndWaitAll(t *testing.T) {
 	l, n := newTestLayer(t)
-	n.streamBuf = 1000
+	n.StreamBuf = 1000
 	c, s, _ := streamPair(t, l, 80)
 	data := bytes.Repeat([]byte("0123456789"), 1000) // ten buffers' worth
 	var wn int
@@ -523,8 +524,8 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestInfoAndInterfaces(t *testing.T) {
-	n := newFakeNet()
-	l := NewWithOptions(n.registry(), Options{Interfaces: fakeIfs{"eth0": 2}})
+	n := fake.NewNet()
+	l := NewWithOptions(n.Registry(), Options{Interfaces: fakeIfs{"eth0": 2}})
 	s := mustSocket(t, l, syscall.AF_INET6, syscall.SOCK_DGRAM)
 	if err := s.Bind(&syscall.SockaddrInet6{Port: 5353, Addr: netip.MustParseAddr("fe80::1").As16(), ZoneId: 2}); err != nil {
 		t.Fatal(err)

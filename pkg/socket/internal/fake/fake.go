@@ -1,4 +1,11 @@
-package socket
+// Package fake is an in-memory network of transport endpoints, for the
+// tests of the socket layer and its adapters: datagram endpoints with
+// connected-socket ECONNREFUSED and an error queue, and pipe-like stream
+// endpoints with listeners, connects that complete (or are refused)
+// asynchronously and bounded buffers, so every blocking path of the
+// layer runs before the real TCP exists. It is not a protocol: no
+// packets, no wildcard binds beyond exact address matches.
+package fake
 
 import (
 	"net/netip"
@@ -10,38 +17,43 @@ import (
 	"github.com/stackbox/stackbox/pkg/waiter"
 )
 
-// fakeNet is an in-memory network of fake endpoints, so the socket
+// Net is an in-memory network of fake endpoints, so the socket
 // layer's blocking paths (accept, connect in progress, full send
 // buffers, EOF) run before the real protocols exist. Datagrams go to
 // the endpoint bound to the destination; a connected datagram endpoint
 // whose peer is missing gets ECONNREFUSED, as from an ICMP port
-// unreachable. Stream connects complete after connectDelay (port
-// blackholePort never completes; a missing listener is refused).
-type fakeNet struct {
+// unreachable. Stream connects complete after ConnectDelay (port
+// BlackholePort never completes; a missing listener is refused).
+type Net struct {
 	mu        sync.Mutex
-	dgrams    map[netip.AddrPort]*fakeDgram
-	listeners map[netip.AddrPort]*fakeStream
+	dgrams    map[netip.AddrPort]*Dgram
+	listeners map[netip.AddrPort]*Stream
 	nextPort  uint16
-	streamBuf int // each stream direction's buffer
+	// StreamBuf is each stream direction's buffer, 64 KiB by default;
+	// set it before connecting.
+	StreamBuf int
 }
 
 const (
-	connectDelay  = 2 * time.Millisecond
-	blackholePort = 9
+	// ConnectDelay is how long a stream handshake takes.
+	ConnectDelay = 2 * time.Millisecond
+	// BlackholePort is a port whose connects never complete.
+	BlackholePort = 9
 )
 
-func newFakeNet() *fakeNet {
-	return &fakeNet{
-		dgrams:    make(map[netip.AddrPort]*fakeDgram),
-		listeners: make(map[netip.AddrPort]*fakeStream),
+// NewNet returns an empty network.
+func NewNet() *Net {
+	return &Net{
+		dgrams:    make(map[netip.AddrPort]*Dgram),
+		listeners: make(map[netip.AddrPort]*Stream),
 		nextPort:  40000,
-		streamBuf: 64 << 10,
+		StreamBuf: 64 << 10,
 	}
 }
 
 // registry serves SOCK_DGRAM (UDP numbers) and SOCK_STREAM (TCP numbers)
 // for both families from the fake network.
-func (n *fakeNet) registry() *transport.Registry {
+func (n *Net) Registry() *transport.Registry {
 	r := &transport.Registry{}
 	for _, fam := range []int{syscall.AF_INET, syscall.AF_INET6} {
 		dg := func(req transport.NewRequest) (transport.Endpoint, error) { return n.newDgram(req.Family), nil }
@@ -59,7 +71,7 @@ func norm(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
 }
 
-func (n *fakeNet) ephemeral() uint16 {
+func (n *Net) ephemeral() uint16 {
 	n.nextPort++
 	return n.nextPort
 }
@@ -73,30 +85,32 @@ func loopbackOf(family int) netip.Addr {
 
 // ---- datagrams ----
 
-type fakeDgram struct {
-	n      *fakeNet
+// Dgram is a datagram endpoint: UDP-like, one datagram per Read, options
+// through transport.Options with the control messages they ask for.
+type Dgram struct {
+	n      *Net
 	family int
 	q      waiter.Queue
 
-	mu       sync.Mutex
-	local    netip.AddrPort
-	remote   netip.AddrPort
-	rq       []transport.Datagram
-	errq     []transport.Datagram
-	soErr    syscall.Errno
-	shutRd   bool
-	closed   bool
-	opts     transport.Options
-	lastSent transport.WriteOptions
+	mu     sync.Mutex
+	local  netip.AddrPort
+	remote netip.AddrPort
+	rq     []transport.Datagram
+	errq   []transport.Datagram
+	soErr  syscall.Errno
+	shutRd bool
+	closed bool
+	opts   transport.Options
+	sent   transport.WriteOptions
 }
 
-func (n *fakeNet) newDgram(family int) *fakeDgram {
-	return &fakeDgram{n: n, family: family, opts: transport.NewOptions(nil)}
+func (n *Net) newDgram(family int) *Dgram {
+	return &Dgram{n: n, family: family, opts: transport.NewOptions(nil)}
 }
 
-func (e *fakeDgram) Queue() *waiter.Queue { return &e.q }
+func (e *Dgram) Queue() *waiter.Queue { return &e.q }
 
-func (e *fakeDgram) Readiness(mask waiter.EventMask) waiter.EventMask {
+func (e *Dgram) Readiness(mask waiter.EventMask) waiter.EventMask {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r waiter.EventMask
@@ -112,7 +126,7 @@ func (e *fakeDgram) Readiness(mask waiter.EventMask) waiter.EventMask {
 	return r & waiter.Normalize(mask)
 }
 
-func (e *fakeDgram) bindLocked(a netip.AddrPort) error {
+func (e *Dgram) bindLocked(a netip.AddrPort) error {
 	if a.Port() == 0 {
 		a = netip.AddrPortFrom(a.Addr(), e.n.ephemeral())
 	}
@@ -127,7 +141,7 @@ func (e *fakeDgram) bindLocked(a netip.AddrPort) error {
 	return nil
 }
 
-func (e *fakeDgram) Bind(a netip.AddrPort) error {
+func (e *Dgram) Bind(a netip.AddrPort) error {
 	e.n.mu.Lock()
 	defer e.n.mu.Unlock()
 	e.mu.Lock()
@@ -138,7 +152,7 @@ func (e *fakeDgram) Bind(a netip.AddrPort) error {
 	return e.bindLocked(a)
 }
 
-func (e *fakeDgram) autobind() {
+func (e *Dgram) autobind() {
 	e.n.mu.Lock()
 	defer e.n.mu.Unlock()
 	e.mu.Lock()
@@ -148,7 +162,7 @@ func (e *fakeDgram) autobind() {
 	}
 }
 
-func (e *fakeDgram) Connect(a netip.AddrPort) error {
+func (e *Dgram) Connect(a netip.AddrPort) error {
 	e.autobind()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -156,12 +170,12 @@ func (e *fakeDgram) Connect(a netip.AddrPort) error {
 	return nil
 }
 
-func (e *fakeDgram) Listen(int) error { return syscall.EOPNOTSUPP }
-func (e *fakeDgram) Accept() (transport.Endpoint, netip.AddrPort, error) {
+func (e *Dgram) Listen(int) error { return syscall.EOPNOTSUPP }
+func (e *Dgram) Accept() (transport.Endpoint, netip.AddrPort, error) {
 	return nil, netip.AddrPort{}, syscall.EOPNOTSUPP
 }
 
-func (e *fakeDgram) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
+func (e *Dgram) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := &e.rq
@@ -192,7 +206,7 @@ func (e *fakeDgram) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadR
 	return res, nil
 }
 
-func (e *fakeDgram) Write(src [][]byte, o transport.WriteOptions) (int, error) {
+func (e *Dgram) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	e.autobind()
 	e.mu.Lock()
 	to := o.To
@@ -200,7 +214,7 @@ func (e *fakeDgram) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 		to = e.remote
 	}
 	from := e.local
-	e.lastSent = o
+	e.sent = o
 	connected := e.remote.IsValid()
 	e.mu.Unlock()
 	if !to.IsValid() {
@@ -231,7 +245,7 @@ func (e *fakeDgram) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 
 // deliver queues a datagram with the control messages the options ask
 // for, as a real endpoint's packet path would.
-func (e *fakeDgram) deliver(d transport.Datagram) {
+func (e *Dgram) deliver(d transport.Datagram) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -251,15 +265,15 @@ func (e *fakeDgram) deliver(d transport.Datagram) {
 	e.q.Notify(waiter.EventIn)
 }
 
-// queueError puts an ICMP error on the error queue (IP_RECVERR).
-func (e *fakeDgram) queueError(d transport.Datagram) {
+// QueueError puts an ICMP error on the error queue (IP_RECVERR).
+func (e *Dgram) QueueError(d transport.Datagram) {
 	e.mu.Lock()
 	e.errq = append(e.errq, d)
 	e.mu.Unlock()
 	e.q.Notify(waiter.EventErr)
 }
 
-func (e *fakeDgram) Shutdown(how int) error {
+func (e *Dgram) Shutdown(how int) error {
 	e.mu.Lock()
 	if !e.remote.IsValid() {
 		e.mu.Unlock()
@@ -273,7 +287,7 @@ func (e *fakeDgram) Shutdown(how int) error {
 	return nil
 }
 
-func (e *fakeDgram) Close() error {
+func (e *Dgram) Close() error {
 	e.n.mu.Lock()
 	e.mu.Lock()
 	if e.local.IsValid() && e.n.dgrams[norm(e.local)] == e {
@@ -287,13 +301,13 @@ func (e *fakeDgram) Close() error {
 	return nil
 }
 
-func (e *fakeDgram) LocalAddr() netip.AddrPort {
+func (e *Dgram) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.local
 }
 
-func (e *fakeDgram) RemoteAddr() (netip.AddrPort, error) {
+func (e *Dgram) RemoteAddr() (netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.remote.IsValid() {
@@ -302,13 +316,13 @@ func (e *fakeDgram) RemoteAddr() (netip.AddrPort, error) {
 	return e.remote, nil
 }
 
-func (e *fakeDgram) SetSockOpt(level, name int, v any) error {
+func (e *Dgram) SetSockOpt(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.opts.Set(level, name, v)
 }
 
-func (e *fakeDgram) GetSockOpt(level, name int) (any, error) {
+func (e *Dgram) GetSockOpt(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == syscall.SOL_SOCKET && name == syscall.SO_ERROR {
@@ -319,7 +333,7 @@ func (e *fakeDgram) GetSockOpt(level, name int) (any, error) {
 	return e.opts.Get(level, name)
 }
 
-func (e *fakeDgram) Info() transport.Info {
+func (e *Dgram) Info() transport.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return transport.Info{Proto: "udp", Protocol: syscall.IPPROTO_UDP, Local: e.local, Remote: e.remote}
@@ -327,24 +341,24 @@ func (e *fakeDgram) Info() transport.Info {
 
 // ---- streams ----
 
-// fakeStream is a listener or one end of a connection. The two ends of a
+// Stream is a listener or one end of a connection. The two ends of a
 // connection share one lock (pair.mu) so a write into the peer's buffer
 // and the peer's read never deadlock.
-type fakeStream struct {
-	n      *fakeNet
+type Stream struct {
+	n      *Net
 	family int
 	q      waiter.Queue
 
 	mu *sync.Mutex // the pair's lock (its own until connected)
 
 	local, remote netip.AddrPort
-	peer          *fakeStream
+	peer          *Stream
 	state         int
 	soErr         syscall.Errno
 	rbuf          []byte
 	rdEOF         bool // peer shut down writing (or closed)
 	wrShut        bool
-	backlog       []*fakeStream
+	backlog       []*Stream
 	opts          transport.Options
 }
 
@@ -355,13 +369,13 @@ const (
 	stListening
 )
 
-func (n *fakeNet) newStream(family int) *fakeStream {
-	return &fakeStream{n: n, family: family, mu: new(sync.Mutex), opts: transport.NewOptions(nil)}
+func (n *Net) newStream(family int) *Stream {
+	return &Stream{n: n, family: family, mu: new(sync.Mutex), opts: transport.NewOptions(nil)}
 }
 
-func (e *fakeStream) Queue() *waiter.Queue { return &e.q }
+func (e *Stream) Queue() *waiter.Queue { return &e.q }
 
-func (e *fakeStream) Readiness(mask waiter.EventMask) waiter.EventMask {
+func (e *Stream) Readiness(mask waiter.EventMask) waiter.EventMask {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r waiter.EventMask
@@ -377,7 +391,7 @@ func (e *fakeStream) Readiness(mask waiter.EventMask) waiter.EventMask {
 		if e.rdEOF {
 			r |= waiter.EventRdHUp
 		}
-		if !e.wrShut && e.peer != nil && len(e.peer.rbuf) < e.n.streamBuf {
+		if !e.wrShut && e.peer != nil && len(e.peer.rbuf) < e.n.StreamBuf {
 			r |= waiter.EventOut
 		}
 		if e.rdEOF && e.wrShut {
@@ -390,7 +404,7 @@ func (e *fakeStream) Readiness(mask waiter.EventMask) waiter.EventMask {
 	return r & waiter.Normalize(mask)
 }
 
-func (e *fakeStream) Bind(a netip.AddrPort) error {
+func (e *Stream) Bind(a netip.AddrPort) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.local.IsValid() {
@@ -405,7 +419,7 @@ func (e *fakeStream) Bind(a netip.AddrPort) error {
 	return nil
 }
 
-func (e *fakeStream) Listen(backlog int) error {
+func (e *Stream) Listen(backlog int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != stClosed {
@@ -421,7 +435,7 @@ func (e *fakeStream) Listen(backlog int) error {
 	return nil
 }
 
-func (e *fakeStream) Connect(a netip.AddrPort) error {
+func (e *Stream) Connect(a netip.AddrPort) error {
 	e.mu.Lock()
 	switch e.state {
 	case stConnecting:
@@ -441,15 +455,15 @@ func (e *fakeStream) Connect(a netip.AddrPort) error {
 	}
 	e.state, e.remote = stConnecting, a
 	e.mu.Unlock()
-	if a.Port() != blackholePort {
-		time.AfterFunc(connectDelay, func() { e.complete(a) })
+	if a.Port() != BlackholePort {
+		time.AfterFunc(ConnectDelay, func() { e.complete(a) })
 	}
 	return syscall.EINPROGRESS
 }
 
 // complete is the end of the handshake: a connection to the listener, or
 // a refusal.
-func (e *fakeStream) complete(a netip.AddrPort) {
+func (e *Stream) complete(a netip.AddrPort) {
 	e.n.mu.Lock()
 	l := e.n.listeners[norm(a)]
 	e.n.mu.Unlock()
@@ -464,7 +478,7 @@ func (e *fakeStream) complete(a netip.AddrPort) {
 		e.q.Notify(waiter.EventErr | waiter.EventHUp)
 		return
 	}
-	srv := &fakeStream{n: e.n, family: l.family, mu: e.mu, state: stConnected, opts: transport.NewOptions(nil),
+	srv := &Stream{n: e.n, family: l.family, mu: e.mu, state: stConnected, opts: transport.NewOptions(nil),
 		local: a, remote: e.local, peer: e}
 	e.peer, e.state = srv, stConnected
 	e.mu.Unlock()
@@ -485,7 +499,7 @@ func (e *fakeStream) complete(a netip.AddrPort) {
 	l.q.Notify(waiter.EventIn)
 }
 
-func (e *fakeStream) Accept() (transport.Endpoint, netip.AddrPort, error) {
+func (e *Stream) Accept() (transport.Endpoint, netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != stListening {
@@ -499,7 +513,7 @@ func (e *fakeStream) Accept() (transport.Endpoint, netip.AddrPort, error) {
 	return c, c.remote, nil
 }
 
-func (e *fakeStream) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
+func (e *Stream) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
 	e.mu.Lock()
 	if e.soErr != 0 {
 		err := e.soErr
@@ -531,7 +545,7 @@ func (e *fakeStream) Read(dst [][]byte, o transport.ReadOptions) (transport.Read
 	return transport.ReadResult{N: n, From: e.remote}, nil
 }
 
-func (e *fakeStream) Write(src [][]byte, o transport.WriteOptions) (int, error) {
+func (e *Stream) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	e.mu.Lock()
 	if e.state != stConnected {
 		e.mu.Unlock()
@@ -542,7 +556,7 @@ func (e *fakeStream) Write(src [][]byte, o transport.WriteOptions) (int, error) 
 		return 0, syscall.EPIPE
 	}
 	p := e.peer
-	room := e.n.streamBuf - len(p.rbuf)
+	room := e.n.StreamBuf - len(p.rbuf)
 	if room <= 0 {
 		e.mu.Unlock()
 		return 0, syscall.EAGAIN
@@ -558,13 +572,13 @@ func (e *fakeStream) Write(src [][]byte, o transport.WriteOptions) (int, error) 
 	return n, nil
 }
 
-func (e *fakeStream) Shutdown(how int) error {
+func (e *Stream) Shutdown(how int) error {
 	e.mu.Lock()
 	if e.state != stConnected {
 		e.mu.Unlock()
 		return syscall.ENOTCONN
 	}
-	var p *fakeStream
+	var p *Stream
 	if how != syscall.SHUT_RD && !e.wrShut {
 		e.wrShut = true
 		if e.peer != nil {
@@ -583,7 +597,7 @@ func (e *fakeStream) Shutdown(how int) error {
 	return nil
 }
 
-func (e *fakeStream) Close() error {
+func (e *Stream) Close() error {
 	e.mu.Lock()
 	p := e.peer
 	if p != nil {
@@ -607,13 +621,13 @@ func (e *fakeStream) Close() error {
 	return nil
 }
 
-func (e *fakeStream) LocalAddr() netip.AddrPort {
+func (e *Stream) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.local
 }
 
-func (e *fakeStream) RemoteAddr() (netip.AddrPort, error) {
+func (e *Stream) RemoteAddr() (netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != stConnected {
@@ -622,13 +636,13 @@ func (e *fakeStream) RemoteAddr() (netip.AddrPort, error) {
 	return e.remote, nil
 }
 
-func (e *fakeStream) SetSockOpt(level, name int, v any) error {
+func (e *Stream) SetSockOpt(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.opts.Set(level, name, v)
 }
 
-func (e *fakeStream) GetSockOpt(level, name int) (any, error) {
+func (e *Stream) GetSockOpt(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == syscall.SOL_SOCKET && name == syscall.SO_ERROR {
@@ -639,9 +653,17 @@ func (e *fakeStream) GetSockOpt(level, name int) (any, error) {
 	return e.opts.Get(level, name)
 }
 
-func (e *fakeStream) Info() transport.Info {
+func (e *Stream) Info() transport.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := map[int]string{stClosed: "CLOSE", stConnecting: "SYN_SENT", stConnected: "ESTABLISHED", stListening: "LISTEN"}[e.state]
 	return transport.Info{Proto: "tcp", Protocol: syscall.IPPROTO_TCP, Local: e.local, Remote: e.remote, State: st, RecvQ: len(e.rbuf)}
+}
+
+// LastSent returns the WriteOptions of the last Write (what SendMsg made
+// of its flags and cmsgs).
+func (e *Dgram) LastSent() transport.WriteOptions {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sent
 }
