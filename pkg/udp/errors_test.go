@@ -46,8 +46,10 @@ func TestICMPErrorConversion(t *testing.T) {
 			want      syscall.Errno // 0: nothing reported
 			mtu       int
 		}{
-			{"net unreachable", false, wire.ICMPv4DestUnreachable, 0, false, false, syscall.ENETUNREACH, 0},
-			{"host unreachable", false, wire.ICMPv4DestUnreachable, 1, false, false, syscall.EHOSTUNREACH, 0},
+			{"net unreachable is soft", false, wire.ICMPv4DestUnreachable, 0, false, false, 0, 0},
+			{"net unreachable, recverr", false, wire.ICMPv4DestUnreachable, 0, true, false, syscall.ENETUNREACH, 0},
+			{"host unreachable is soft", false, wire.ICMPv4DestUnreachable, 1, false, false, 0, 0},
+			{"host unreachable, recverr", false, wire.ICMPv4DestUnreachable, 1, true, false, syscall.EHOSTUNREACH, 0},
 			{"proto unreachable", false, wire.ICMPv4DestUnreachable, 2, false, false, syscall.ENOPROTOOPT, 0},
 			{"port unreachable", false, wire.ICMPv4DestUnreachable, 3, false, false, syscall.ECONNREFUSED, 0},
 			{"frag needed", false, wire.ICMPv4DestUnreachable, 4, true, false, syscall.EMSGSIZE, 1400},
@@ -58,9 +60,12 @@ func TestICMPErrorConversion(t *testing.T) {
 			{"time exceeded is soft", false, wire.ICMPv4TimeExceeded, 0, false, false, 0, 0},
 			{"time exceeded, recverr", false, wire.ICMPv4TimeExceeded, 0, true, false, syscall.EHOSTUNREACH, 0},
 			{"parameter problem", false, wire.ICMPv4ParamProblem, 0, false, false, syscall.EPROTO, 0},
-			{"v6 no route", true, wire.ICMPv6DstUnreachable, 0, false, false, syscall.ENETUNREACH, 0},
+			{"v6 no route is soft", true, wire.ICMPv6DstUnreachable, 0, false, false, 0, 0},
+			{"v6 no route, recverr", true, wire.ICMPv6DstUnreachable, 0, true, false, syscall.ENETUNREACH, 0},
 			{"v6 admin prohibited", true, wire.ICMPv6DstUnreachable, 1, false, false, syscall.EACCES, 0},
-			{"v6 address unreachable", true, wire.ICMPv6DstUnreachable, 3, false, false, syscall.EHOSTUNREACH, 0},
+			{"v6 address unreachable is soft", true, wire.ICMPv6DstUnreachable, 3, false, false, 0, 0},
+			{"v6 address unreachable, recverr", true, wire.ICMPv6DstUnreachable, 3, true, false, syscall.EHOSTUNREACH, 0},
+			{"source quench ignored", false, wire.ICMPv4SourceQuench, 0, true, false, 0, 0},
 			{"v6 port unreachable", true, wire.ICMPv6DstUnreachable, 4, false, false, syscall.ECONNREFUSED, 0},
 			{"v6 packet too big", true, wire.ICMPv6PacketTooBig, 0, true, false, syscall.EMSGSIZE, 1280},
 			{"v6 time exceeded, recverr", true, wire.ICMPv6TimeExceeded, 0, true, false, syscall.EHOSTUNREACH, 0},

@@ -429,49 +429,26 @@ func (p *Protocol) HandleError(ie *stack.ICMPError) {
 }
 
 // convertICMP maps an ICMP error to the errno a socket sees and whether
-// it is a hard error, as Linux's icmp_err_convert table and
-// __udp4_lib_err (IPv4) and icmpv6_err_convert (IPv6) do. ok is false for
-// messages a UDP socket ignores (source quench, redirects, unknown codes).
+// it is a hard error: Linux's icmp_err_convert / icmpv6_err_convert
+// (ICMPError.Errno) as __udp4_lib_err and __udp6_lib_err apply them —
+// fragmentation needed and packet too big are hard (the caller drops them
+// under IP_PMTUDISC_DONT). ok is false for what a UDP socket ignores:
+// source quench, redirects and Destination Unreachable codes past 15.
 func convertICMP(ie *stack.ICMPError) (errno syscall.Errno, hard, ok bool) {
-	if ie.IsIPv6() {
+	if !ie.IsIPv6() {
 		switch ie.Type {
-		case wire.ICMPv6DstUnreachable:
-			tab := []syscall.Errno{syscall.ENETUNREACH, syscall.EACCES, syscall.EHOSTUNREACH,
-				syscall.EHOSTUNREACH, syscall.ECONNREFUSED, syscall.EACCES, syscall.EACCES}
-			if int(ie.Code) < len(tab) {
-				return tab[ie.Code], true, true
+		case wire.ICMPv4DestUnreachable:
+			if ie.Code > 15 {
+				return 0, false, false
 			}
-			return syscall.EPROTO, false, true
-		case wire.ICMPv6PacketTooBig:
-			return syscall.EMSGSIZE, true, true // harderr unless IPV6_PMTUDISC_DONT (checked by the caller)
-		case wire.ICMPv6ParamProblem:
-			return syscall.EPROTO, true, true
-		case wire.ICMPv6TimeExceeded:
-			return syscall.EHOSTUNREACH, false, true
-		}
-		return syscall.EPROTO, false, true
-	}
-	switch ie.Type {
-	case wire.ICMPv4DestUnreachable:
-		tab := []struct {
-			e     syscall.Errno
-			fatal bool
-		}{
-			{syscall.ENETUNREACH, true}, {syscall.EHOSTUNREACH, true}, {syscall.ENOPROTOOPT, true},
-			{syscall.ECONNREFUSED, true}, {syscall.EMSGSIZE, true}, {syscall.EOPNOTSUPP, false},
-			{syscall.ENETUNREACH, true}, {syscall.EHOSTDOWN, true}, {syscall.ENONET, true},
-			{syscall.ENETUNREACH, true}, {syscall.EHOSTUNREACH, true}, {syscall.ENETUNREACH, false},
-			{syscall.EHOSTUNREACH, false}, {syscall.EHOSTUNREACH, true}, {syscall.EHOSTUNREACH, true},
-			{syscall.EHOSTUNREACH, true},
-		}
-		if int(ie.Code) >= len(tab) {
+		case wire.ICMPv4TimeExceeded, wire.ICMPv4ParamProblem:
+		default:
 			return 0, false, false
 		}
-		return tab[ie.Code].e, tab[ie.Code].fatal, true
-	case wire.ICMPv4TimeExceeded:
-		return syscall.EHOSTUNREACH, false, true
-	case wire.ICMPv4ParamProblem:
-		return syscall.EPROTO, true, true
 	}
-	return 0, false, false
+	errno, hard = ie.Errno()
+	if errno == syscall.EMSGSIZE {
+		hard = true
+	}
+	return errno, hard, true
 }
