@@ -153,8 +153,10 @@ type Info struct {
 	// Remote is the peer, zero when not connected.
 	Remote netip.AddrPort
 	// State is the TCP state name ("LISTEN", "ESTABLISHED", …), or for
-	// datagram sockets "ESTABLISHED" when connected and "" otherwise;
-	// raw sockets report their protocol number as netstat does ("1").
+	// UDP and ping sockets "ESTABLISHED" when connected and "" otherwise;
+	// raw sockets report the numeric socket state as /proc/net/raw and
+	// netstat -w do ("7", TCP_CLOSE; "1" when connected), and their
+	// Local port is the protocol number.
 	State string
 	// RecvQ and SendQ are the bytes queued (netstat's Recv-Q, Send-Q).
 	RecvQ, SendQ int
