@@ -131,13 +131,14 @@ func ToAddrPort(family, typ int, op Op, sa syscall.Sockaddr, ifs Interfaces) (ne
 // ToSockaddr converts an address to the sockaddr a socket of family
 // reports: sockaddr_in for AF_INET, sockaddr_in6 for AF_INET6 (IPv4
 // addresses v4-mapped, the zone as scope id). An invalid address gives
-// the family's unspecified address, as getsockname on an unbound socket.
+// the family's unspecified address, as getsockname on an unbound socket
+// (so does an IPv6 address for AF_INET, which cannot hold it).
 func ToSockaddr(family int, ap netip.AddrPort, ifs Interfaces) syscall.Sockaddr {
 	ip := ap.Addr()
 	if family == syscall.AF_INET {
 		sa := &syscall.SockaddrInet4{Port: int(ap.Port())}
-		if ip.IsValid() {
-			sa.Addr = ip.Unmap().As4()
+		if ip := ip.Unmap(); ip.Is4() {
+			sa.Addr = ip.As4()
 		}
 		return sa
 	}
@@ -147,6 +148,16 @@ func ToSockaddr(family int, ap netip.AddrPort, ifs Interfaces) syscall.Sockaddr 
 		sa.ZoneId = scopeOf(ip.Zone(), ifs)
 	}
 	return sa
+}
+
+// SockaddrOf is the sockaddr of an address's own family: sockaddr_in for
+// IPv4 (also v4-mapped), sockaddr_in6 for IPv6. Given to a socket, the
+// socket's family rules apply (see ToAddrPort).
+func SockaddrOf(ap netip.AddrPort, ifs Interfaces) syscall.Sockaddr {
+	if ap.Addr().Unmap().Is4() {
+		return ToSockaddr(syscall.AF_INET, ap, ifs)
+	}
+	return ToSockaddr(syscall.AF_INET6, ap, ifs)
 }
 
 // AddrPortOf converts a sockaddr as it is, without a socket's family

@@ -51,7 +51,7 @@ func NewNet() *Net {
 	}
 }
 
-// registry serves SOCK_DGRAM (UDP numbers) and SOCK_STREAM (TCP numbers)
+// Registry serves SOCK_DGRAM (UDP numbers) and SOCK_STREAM (TCP numbers)
 // for both families from the fake network.
 func (n *Net) Registry() *transport.Registry {
 	r := &transport.Registry{}
