@@ -313,7 +313,10 @@ func TestDialErrors(t *testing.T) {
 
 	// Cancelling the context aborts a connect that hangs.
 	ctx, cancel := context.WithCancel(context.Background())
-	r := result(func() error { _, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", fake.BlackholePort)); return err })
+	r := result(func() error {
+		_, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", fake.BlackholePort))
+		return err
+	})
 	notYet(t, r)
 	cancel()
 	if err := wait(t, r); !errors.Is(err, context.Canceled) {
