@@ -20,11 +20,13 @@
 // Lock order (a lock may be taken while holding those to its left, never
 // the other way round):
 //
-//	Layer.mu → Epoll.mu → Socket.epMu → endpoint locks → waiter.Queue.mu → Epoll.readyMu
+//	Epoll.mu → Socket.epMu → endpoint locks → waiter.Queue.mu → Epoll.readyMu
 //
-// Layer.mu (the descriptor table) is held only to insert, remove and look
-// up; Socket.Close takes the socket out of the table and its epoll sets
-// one at a time, holding none of the others. deadline.mu is a leaf taken
-// alone. Epoll.readyMu is a leaf: the waiter callbacks take it under the
-// queue's lock, and nothing is called while holding it.
+// Epoll.mu is held by Ctl, Wait (around the endpoints' Readiness calls)
+// and Close; Socket.Close takes the socket out of its epoll sets one at a
+// time, after reading the set under Socket.epMu and letting go of it.
+// Epoll.readyMu is a leaf: the waiter callbacks take it under the queue's
+// lock on the packet path, and nothing is called while it is held.
+// Layer.mu (the descriptor table) and deadline.mu are leaves taken alone.
+// No lock of this package is held while a call blocks.
 package socket

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/socket/internal/fake"
 	"github.com/stackbox/stackbox/pkg/waiter"
 )
 
@@ -233,5 +234,47 @@ func TestEpollBatches(t *testing.T) {
 			}
 			seen[x.Data] = true
 		}
+	}
+}
+
+// Wait looks only at sockets that had an event: with 2,000 watched and 3
+// ready, it asks about the 3 (plus the ones it keeps level-triggered),
+// never the rest.
+func TestEpollWaitDoesNotScan(t *testing.T) {
+	l, _ := newTestLayer(t)
+	e := l.EpollCreate()
+	defer e.Close()
+	src := mustSocket(t, l, syscall.AF_INET, syscall.SOCK_DGRAM)
+	const total = 2000
+	socks := make([]*Socket, total)
+	for i := range socks {
+		socks[i] = mustSocket(t, l, syscall.AF_INET, syscall.SOCK_DGRAM)
+		socks[i].Bind(lo4(0))
+		e.Ctl(EPOLL_CTL_ADD, socks[i], EpollEvent{Events: EPOLLIN, Data: uint64(i)})
+	}
+	calls := func() (n int64) {
+		for _, s := range socks {
+			n += s.Endpoint().(*fake.Dgram).ReadinessCalls()
+		}
+		return n
+	}
+	before := calls()
+	for _, i := range []int{5, 500, 1999} {
+		to, _ := socks[i].GetSockName()
+		src.SendTo([]byte("x"), 0, to)
+	}
+	ev := waitN(t, e, 16, testWait)
+	for len(ev) < 3 {
+		more := waitN(t, e, 16, testWait)
+		if len(more) == 0 {
+			break
+		}
+		ev = more
+	}
+	if len(ev) != 3 {
+		t.Fatalf("got %v, want the 3 sockets sent to", ev)
+	}
+	if n := calls() - before; n > 3*4 {
+		t.Errorf("Wait made %d readiness calls for 3 ready sockets of %d", n, total)
 	}
 }

@@ -640,24 +640,25 @@ func (s *Socket) GetSockOptInt(level, name int) (int, error) {
 	return transport.IntValue(v)
 }
 
-// Available is ioctl FIONREAD: for a datagram socket the length of the
-// next datagram (0 when none), for a stream socket the bytes queued. An
-// endpoint may answer itself by implementing interface{ Available() int }.
+// Availabler is what an endpoint implements to answer FIONREAD itself:
+// a datagram endpoint the length of its next datagram, a stream endpoint
+// the bytes it has queued.
+type Availabler interface{ Available() int }
+
+// Available is ioctl FIONREAD (SIOCINQ). Endpoints that implement
+// Availabler answer exactly; for the others it is the receive queue's
+// bytes from Info (netstat's Recv-Q), which for a datagram socket with
+// several datagrams queued is more than Linux's next-datagram length. A
+// peeking read would get that right but also consume a pending SO_ERROR
+// (UDP returns it first), so it is not used.
 func (s *Socket) Available() (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
 	}
-	if a, ok := s.ep.(interface{ Available() int }); ok {
+	if a, ok := s.ep.(Availabler); ok {
 		return a.Available(), nil
 	}
-	if s.typ == syscall.SOCK_STREAM {
-		return s.ep.Info().RecvQ, nil
-	}
-	res, err := s.ep.Read(nil, transport.ReadOptions{Peek: true, Trunc: true})
-	if err != nil {
-		return 0, nil
-	}
-	return res.N, nil
+	return s.ep.Info().RecvQ, nil
 }
 
 // leaveEpolls removes the socket from every epoll set watching it.

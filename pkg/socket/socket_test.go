@@ -288,6 +288,9 @@ func TestStreamConnect(t *testing.T) {
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := s.Available(); err != nil || n != 4 {
+		t.Errorf("Available on a stream = %d, %v; want 4", n, err)
+	}
 	buf := make([]byte, 10)
 	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "ping" {
 		t.Fatalf("read = %q, %v", buf[:n], err)

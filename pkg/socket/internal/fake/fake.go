@@ -10,6 +10,7 @@ package fake
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,7 +103,12 @@ type Dgram struct {
 	closed bool
 	opts   transport.Options
 	sent   transport.WriteOptions
+
+	readinessCalls atomic.Int64
 }
+
+// ReadinessCalls counts the calls of Readiness (what a poller costs).
+func (e *Dgram) ReadinessCalls() int64 { return e.readinessCalls.Load() }
 
 func (n *Net) newDgram(family int) *Dgram {
 	return &Dgram{n: n, family: family, opts: transport.NewOptions(nil)}
@@ -111,6 +117,7 @@ func (n *Net) newDgram(family int) *Dgram {
 func (e *Dgram) Queue() *waiter.Queue { return &e.q }
 
 func (e *Dgram) Readiness(mask waiter.EventMask) waiter.EventMask {
+	e.readinessCalls.Add(1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r waiter.EventMask
@@ -271,6 +278,16 @@ func (e *Dgram) QueueError(d transport.Datagram) {
 	e.errq = append(e.errq, d)
 	e.mu.Unlock()
 	e.q.Notify(waiter.EventErr)
+}
+
+// Available is FIONREAD: the next datagram's length.
+func (e *Dgram) Available() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.rq) == 0 {
+		return 0
+	}
+	return len(e.rq[0].Data)
 }
 
 func (e *Dgram) Shutdown(how int) error {
