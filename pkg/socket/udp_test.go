@@ -151,6 +151,29 @@ func TestUDPConnectedRefused(t *testing.T) {
 	}
 }
 
+// connect(AF_UNSPEC) — a nil sockaddr — dissolves the association.
+func TestUDPConnectUnspec(t *testing.T) {
+	l := newUDPLayer(t)
+	a := udpSocket(t, l, syscall.AF_INET, lo4(0))
+	b := udpSocket(t, l, syscall.AF_INET, lo4(0))
+	to, _ := a.GetSockName()
+	if err := b.Connect(to); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetPeerName(); err != nil {
+		t.Fatalf("getpeername when connected: %v", err)
+	}
+	if err := b.Connect(nil); err != nil {
+		t.Fatalf("connect AF_UNSPEC: %v", err)
+	}
+	if _, err := b.GetPeerName(); !errors.Is(err, syscall.ENOTCONN) {
+		t.Errorf("getpeername after AF_UNSPEC: %v, want ENOTCONN", err)
+	}
+	if _, err := b.Write([]byte("x")); !errors.Is(err, syscall.EDESTADDRREQ) {
+		t.Errorf("write after AF_UNSPEC: %v, want EDESTADDRREQ", err)
+	}
+}
+
 // TestEpoll10000UDPSockets: one epoll over 10,000 bound UDP sockets
 // reports exactly those that received a datagram, and watching them costs
 // no goroutines.

@@ -2,6 +2,7 @@ package gonet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -380,4 +381,36 @@ func (d *Dialer) listenSocket(ctx context.Context, sp netSpec, address string) (
 		}
 	}
 	return s, nil
+}
+
+// DialTLS dials and runs the TLS handshake, which is crypto/tls.Dialer's
+// job but cannot be given to it (its NetDialer must be a *net.Dialer);
+// it fits net/http.Transport.DialTLSContext. config's ServerName
+// defaults to the host of address; Timeout and ctx bound the handshake
+// too, as they do for tls.Dialer.
+func (d *Dialer) DialTLS(ctx context.Context, network, address string, config *tls.Config) (*tls.Conn, error) {
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	c, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(address); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
 }

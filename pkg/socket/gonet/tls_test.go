@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -56,7 +57,7 @@ func TestHTTPSOverGonet(t *testing.T) {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "secure "+r.TLS.ServerName)
-	})}
+	}), ErrorLog: log.New(io.Discard, "", 0)} // the refused handshake below would log
 	served := result(func() error {
 		return srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
 	})
@@ -85,6 +86,28 @@ func TestHTTPSOverGonet(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 	tc.Close()
+
+	// DialTLS, also as http.Transport.DialTLSContext.
+	tc, err = d.DialTLS(ctx, "tcp", "localhost:443", &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatalf("DialTLS: %v", err)
+	}
+	if st := tc.ConnectionState(); !st.HandshakeComplete || st.ServerName != "localhost" {
+		t.Errorf("DialTLS state %+v", st)
+	}
+	tc.Close()
+	if _, err := d.DialTLS(ctx, "tcp", "localhost:443", &tls.Config{}); err == nil {
+		t.Error("DialTLS trusted an unknown certificate")
+	}
+	tr2 := &http.Transport{DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return d.DialTLS(ctx, network, addr, &tls.Config{RootCAs: pool})
+	}}
+	defer tr2.CloseIdleConnections()
+	resp, err = (&http.Client{Transport: tr2, Timeout: testWait}).Get("https://localhost/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("shutdown: %v", err)
