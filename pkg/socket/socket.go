@@ -359,6 +359,10 @@ func (s *Socket) Accept4(flags int) (*Socket, syscall.Sockaddr, error) {
 		return nil, nil, err
 	}
 	ns := s.l.add(nep, s.family, s.typ, s.proto, flags&syscall.SOCK_NONBLOCK != 0)
+	// Linux clones the listener's sock, timeouts included (but not
+	// O_NONBLOCK, which belongs to the file).
+	ns.rcvTimeo.Store(s.rcvTimeo.Load())
+	ns.sndTimeo.Store(s.sndTimeo.Load())
 	return ns, ToSockaddr(s.family, peer, s.l.ifs), nil
 }
 
@@ -508,8 +512,8 @@ func (s *Socket) SendMsg(bufs [][]byte, oob []byte, to syscall.Sockaddr, flags i
 	}
 	sent, total := n, transport.TotalLen(bufs)
 	for sent < total {
-		if err = s.block(false, waiter.EventOut, timeout, s.wdl, write(advance(bufs, sent))); err != nil {
-			break
+		if err = s.block(false, waiter.EventOut, timeout, s.wdl, write(advance(bufs, sent))); err != nil || n == 0 {
+			break // n == 0 without EAGAIN would spin: report what went
 		}
 		sent += n
 	}

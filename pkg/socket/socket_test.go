@@ -300,6 +300,7 @@ func TestStreamConnect(t *testing.T) {
 	}
 
 	// Non-blocking connect: EINPROGRESS, then writable with SO_ERROR 0.
+	ln.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, 3*time.Second)
 	nb := mustSocket(t, l, syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK)
 	if err := nb.Connect(lo4(80)); !errors.Is(err, syscall.EINPROGRESS) {
 		t.Fatalf("non-blocking connect: %v, want EINPROGRESS", err)
@@ -320,6 +321,9 @@ func TestStreamConnect(t *testing.T) {
 	}
 	if !ns.Nonblock() {
 		t.Error("accept4(SOCK_NONBLOCK) gave a blocking socket")
+	}
+	if v, _ := ns.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVTIMEO); v != 3*time.Second {
+		t.Errorf("accepted socket's SO_RCVTIMEO = %v, want the listener's 3s", v)
 	}
 	ns.Close()
 	ln.SetNonblock(true)
