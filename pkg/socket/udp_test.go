@@ -241,3 +241,34 @@ func TestEpoll10000UDPSockets(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d", before, g)
 	}
 }
+
+// BenchmarkEpollWait10000: one datagram to one of 10,000 watched UDP
+// sockets, then Wait and the read; the cost should not depend on how
+// many sockets are watched.
+func BenchmarkEpollWait10000(b *testing.B) {
+	const total = 10000
+	l := newUDPLayer(b)
+	e := l.EpollCreate()
+	defer e.Close()
+	socks := make([]*Socket, total)
+	addrs := make([]syscall.Sockaddr, total)
+	for i := range socks {
+		socks[i] = udpSocket(b, l, syscall.AF_INET, lo4(0))
+		addrs[i], _ = socks[i].GetSockName()
+		e.Ctl(EPOLL_CTL_ADD, socks[i], EpollEvent{Events: EPOLLIN, Data: uint64(i)})
+	}
+	src := udpSocket(b, l, syscall.AF_INET, nil)
+	events := make([]EpollEvent, 8)
+	buf := make([]byte, 16)
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := rng.IntN(total)
+		src.SendTo([]byte("x"), 0, addrs[k])
+		n, err := e.Wait(events, testWait)
+		if err != nil || n != 1 || events[0].Data != uint64(k) {
+			b.Fatalf("wait = %d %v %v", n, events[:n], err)
+		}
+		socks[k].Recv(buf, syscall.MSG_DONTWAIT)
+	}
+}

@@ -218,3 +218,60 @@ func TestPrivilegeErrors(t *testing.T) {
 		t.Errorf("ping socket outside ping_group_range: %v, want EACCES", err)
 	}
 }
+
+// ReadMsg and WriteMsg carry Linux cmsgs; buffer sizes reach the
+// endpoint.
+func TestPacketConnMsg(t *testing.T) {
+	d := newStackDialer(t)
+	pc, err := d.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p := pc.(*PacketConn)
+	if err := p.SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := p.Socket().GetSockOptInt(syscall.SOL_SOCKET, syscall.SO_RCVBUF); v != 8192 {
+		t.Errorf("SO_RCVBUF = %d after SetReadBuffer(4096), want Linux's doubled 8192", v)
+	}
+	if err := p.Socket().SetSockOptInt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1); err != nil {
+		t.Fatal(err)
+	}
+	n, oobn, err := p.WriteMsg([]byte("ttl"), socket.TTLControl(syscall.AF_INET, 9), p.LocalAddr())
+	if err != nil || n != 3 || oobn == 0 {
+		t.Fatalf("WriteMsg = %d, %d, %v", n, oobn, err)
+	}
+	p.SetDeadline(time.Now().Add(testWait))
+	buf, oob := make([]byte, 10), make([]byte, 64)
+	n, oobn, flags, from, err := p.ReadMsg(buf, oob)
+	if err != nil || string(buf[:n]) != "ttl" || flags != 0 {
+		t.Fatalf("ReadMsg = %q %#x %v", buf[:n], flags, err)
+	}
+	if _, ok := from.(*net.UDPAddr); !ok {
+		t.Errorf("from is %T", from)
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 || msgs[0].Header.Type != syscall.IP_TTL || msgs[0].Data[0] != 9 {
+		t.Errorf("cmsgs %+v %v", msgs, err)
+	}
+}
+
+func TestRawIPv6Listen(t *testing.T) {
+	d := newStackDialer(t)
+	pc, err := d.ListenPacket(context.Background(), "ip6:ipv6-icmp", "::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	s := pc.(*PacketConn).Socket()
+	if s.Family() != syscall.AF_INET6 || s.Type() != syscall.SOCK_RAW || s.Protocol() != syscall.IPPROTO_ICMPV6 {
+		t.Errorf("socket %d/%d/%d", s.Family(), s.Type(), s.Protocol())
+	}
+	if a, ok := pc.LocalAddr().(*net.IPAddr); !ok || a.String() != "::1" {
+		t.Errorf("LocalAddr = %v (%T)", pc.LocalAddr(), pc.LocalAddr())
+	}
+	if _, err := d.ListenPacket(context.Background(), "ip4:nope", ""); !errors.As(err, new(net.UnknownNetworkError)) {
+		t.Errorf("unknown protocol name: %v", err)
+	}
+}
