@@ -278,3 +278,37 @@ func TestEpollWaitDoesNotScan(t *testing.T) {
 		t.Errorf("Wait made %d readiness calls for 3 ready sockets of %d", n, total)
 	}
 }
+
+// Two goroutines waiting with room for one event each share two ready
+// edge-triggered sockets: the one that wakes first leaves the other
+// socket on the list and wakes the second.
+func TestEpollConcurrentWaiters(t *testing.T) {
+	l, _ := newTestLayer(t)
+	e := l.EpollCreate()
+	defer e.Close()
+	a, src := boundPair(t, l)
+	b := mustSocket(t, l, syscall.AF_INET, syscall.SOCK_DGRAM)
+	b.Bind(lo4(0))
+	e.Ctl(EPOLL_CTL_ADD, a, EpollEvent{Events: EPOLLIN | EPOLLET, Data: 1})
+	e.Ctl(EPOLL_CTL_ADD, b, EpollEvent{Events: EPOLLIN | EPOLLET, Data: 2})
+	got := make(chan uint64, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			ev := make([]EpollEvent, 1)
+			if n, err := e.Wait(ev, testWait); err == nil && n == 1 {
+				got <- ev[0].Data
+				return
+			}
+			got <- 0
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // both blocked
+	for _, s := range []*Socket{a, b} {
+		to, _ := s.GetSockName()
+		src.SendTo([]byte("x"), 0, to)
+	}
+	x, y := <-got, <-got
+	if x+y != 3 || x == y {
+		t.Errorf("waiters got %d and %d, want 1 and 2", x, y)
+	}
+}
