@@ -184,6 +184,30 @@ func (d *Dialer) resolve(ctx context.Context, host string, family int, listen bo
 	return out, nil
 }
 
+// dialTimeout is a dial that ran out of time (Timeout, the context's
+// deadline): "i/o timeout" as Go's net says, a net.Error whose Timeout
+// is true, and errors.Is both os.ErrDeadlineExceeded and
+// context.DeadlineExceeded.
+type dialTimeout struct{}
+
+func (dialTimeout) Error() string   { return "i/o timeout" }
+func (dialTimeout) Timeout() bool   { return true }
+func (dialTimeout) Temporary() bool { return true }
+func (dialTimeout) Is(target error) bool {
+	return target == os.ErrDeadlineExceeded || target == context.DeadlineExceeded
+}
+
+var errDialTimeout error = dialTimeout{}
+
+// ctxErr maps a context's error as net.Dialer does: its deadline is a
+// timeout, a cancellation stays context.Canceled.
+func ctxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errDialTimeout
+	}
+	return err
+}
+
 // aLongTimeAgo is a deadline that has passed: it wakes a blocked call.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -244,7 +268,7 @@ func (d *Dialer) dialOne(ctx context.Context, sp netSpec, to netip.AddrPort) (ne
 		return &net.OpError{Op: "dial", Net: sp.name, Source: laddr, Addr: raddr, Err: err}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fail(nil, err)
+		return nil, fail(nil, ctxErr(err))
 	}
 	family := familyOf(to.Addr())
 	s, err := d.Layer.Socket(family, sp.typ, sp.proto, d.Cred)
@@ -278,13 +302,15 @@ func (d *Dialer) dialOne(ctx context.Context, sp netSpec, to netip.AddrPort) (ne
 		// The context ended while connecting (or just after): report
 		// that, as net.Dialer does.
 		s.Close()
-		return nil, fail(nil, ctx.Err())
+		return nil, fail(nil, ctxErr(ctx.Err()))
 	}
 	s.SetWriteDeadline(time.Time{})
 	if err != nil {
 		s.Close()
-		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-			return nil, fail(nil, ctx.Err())
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The context's deadline, which the socket's timer may
+			// see a moment before the context does.
+			return nil, fail(nil, errDialTimeout)
 		}
 		return nil, fail(nil, mapErr("connect", false, err))
 	}

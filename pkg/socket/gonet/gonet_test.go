@@ -326,7 +326,7 @@ func TestDialErrors(t *testing.T) {
 	d.Timeout = 30 * time.Millisecond
 	_, err = d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", fake.BlackholePort))
 	var ne net.Error
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("timed-out dial: %v", err)
 	}
 }
