@@ -242,6 +242,27 @@ func (c *Conn) CloseWrite() error {
 	return c.opErr("close", "shutdown", c.raddr, c.s.Shutdown(syscall.SHUT_WR))
 }
 
+// SetKeepAlive sets SO_KEEPALIVE (net.TCPConn.SetKeepAlive).
+func (c *Conn) SetKeepAlive(on bool) error {
+	return c.opErr("set", "setsockopt", nil, c.s.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, on))
+}
+
+// SetNoDelay sets TCP_NODELAY (net.TCPConn.SetNoDelay).
+func (c *Conn) SetNoDelay(on bool) error {
+	return c.opErr("set", "setsockopt", nil, c.s.SetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_NODELAY, on))
+}
+
+// SetLinger sets SO_LINGER as net.TCPConn.SetLinger does: a negative
+// sec turns it off, otherwise Close waits up to sec seconds for unsent
+// data (0: discard it and reset).
+func (c *Conn) SetLinger(sec int) error {
+	l := syscall.Linger{}
+	if sec >= 0 {
+		l.Onoff, l.Linger = 1, int32(sec)
+	}
+	return c.opErr("set", "setsockopt", nil, c.s.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_LINGER, l))
+}
+
 // CloseRead shuts down the receiving side.
 func (c *Conn) CloseRead() error {
 	return c.opErr("close", "shutdown", c.raddr, c.s.Shutdown(syscall.SHUT_RD))

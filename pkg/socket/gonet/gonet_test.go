@@ -240,6 +240,19 @@ func TestStreamDialListen(t *testing.T) {
 	if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
 		t.Errorf("RemoteAddr is %T", c.RemoteAddr())
 	}
+	tc := c.(*Conn)
+	if err := tc.SetKeepAlive(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.SetLinger(5); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := tc.Socket().GetSockOptInt(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); v != 1 {
+		t.Error("SetKeepAlive did not reach SO_KEEPALIVE")
+	}
+	if v, _ := tc.Socket().GetSockOpt(syscall.SOL_SOCKET, syscall.SO_LINGER); v != (syscall.Linger{Onoff: 1, Linger: 5}) {
+		t.Errorf("SO_LINGER = %v", v)
+	}
 	c.SetDeadline(time.Now().Add(testWait))
 	msg := strings.Repeat("stream data ", 20000) // more than the buffers
 	go func() { io.WriteString(c, msg); c.(*Conn).CloseWrite() }()
