@@ -6,12 +6,14 @@
 //   - Endpoint: the non-blocking interface each protocol implements. An
 //     operation that cannot complete now returns syscall.EAGAIN (or
 //     EINPROGRESS for a connect in progress, EALREADY while it is); the
-//     callers block by waiting on the endpoint's waiter.Queue (Block).
+//     socket layer blocks by waiting on the endpoint's waiter.Queue.
+//     Endpoints may also implement Available() int for FIONREAD.
 //   - Options: the socket options common to all endpoints (SOL_SOCKET and
 //     most of IPPROTO_IP / IPPROTO_IPV6), parsed and stored in one place.
 //   - DatagramQueue: the bounded receive queue of datagram endpoints, which
 //     drops and counts when SO_RCVBUF is exhausted.
 //   - Registry: which constructor serves socket(family, type, protocol).
+//   - Memberships: a socket's multicast groups over the NICs' shared joins.
 //
 // Errors are syscall.Errno values (possibly wrapped), with Linux's
 // meaning, so callers can test them with errors.Is.

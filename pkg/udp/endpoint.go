@@ -756,6 +756,13 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	return e.opts.Get(level, name)
 }
 
+// Available is FIONREAD: the length of the next datagram's payload, as
+// Linux's udp_ioctl(SIOCINQ) reports it.
+func (e *endpoint) Available() int {
+	n, _ := e.rcv.NextLen()
+	return n
+}
+
 // Info implements transport.Endpoint.
 func (e *endpoint) Info() transport.Info {
 	e.mu.Lock()
