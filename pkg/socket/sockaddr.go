@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/transport"
 )
 
 // Interfaces maps IPv6 zones (interface names, as the stack and netip
@@ -15,26 +16,9 @@ type Interfaces interface {
 	NameByIndex(index int) (string, bool)
 }
 
-// StackInterfaces resolves zones through a stack's NICs.
-func StackInterfaces(s *stack.Stack) Interfaces { return stackIfs{s} }
-
-type stackIfs struct{ s *stack.Stack }
-
-func (i stackIfs) IndexByName(name string) (int, bool) {
-	n, ok := i.s.NICByName(name)
-	if !ok {
-		return 0, false
-	}
-	return n.Index(), true
-}
-
-func (i stackIfs) NameByIndex(index int) (string, bool) {
-	n, ok := i.s.NIC(index)
-	if !ok {
-		return "", false
-	}
-	return n.Name(), true
-}
+// StackInterfaces resolves zones through a stack's NICs (the adapter
+// transport.StackInterfaces gives the endpoints' options).
+func StackInterfaces(s *stack.Stack) Interfaces { return transport.StackInterfaces(s) }
 
 // zoneOf names scope id as a zone: the interface name when ifs knows
 // it, else the number (netip and the stack accept either spelling for

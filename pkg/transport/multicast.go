@@ -128,22 +128,3 @@ func (m *Memberships) LeaveAll() {
 	}
 	m.list = nil
 }
-
-// StackInterfaces adapts a stack to Interfaces (SO_BINDTODEVICE, the
-// multicast interface options).
-func StackInterfaces(s *stack.Stack) Interfaces { return stackIfs{s} }
-
-type stackIfs struct{ s *stack.Stack }
-
-func (i stackIfs) IndexByName(name string) (int, bool) {
-	n, ok := i.s.NICByName(name)
-	if !ok {
-		return 0, false
-	}
-	return n.Index(), true
-}
-
-func (i stackIfs) HasIndex(index int) bool {
-	_, ok := i.s.NIC(index)
-	return ok
-}

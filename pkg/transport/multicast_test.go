@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -60,5 +61,19 @@ func TestMembershipsShareNICJoins(t *testing.T) {
 	ifs := StackInterfaces(s)
 	if i, ok := ifs.IndexByName(n.Name()); !ok || i != n.Index() || !ifs.HasIndex(i) || ifs.HasIndex(99) {
 		t.Error("StackInterfaces does not see the NIC")
+	}
+	if name, ok := ifs.NameByIndex(n.Index()); !ok || name != n.Name() {
+		t.Errorf("NameByIndex(%d) = %q, %v", n.Index(), name, ok)
+	}
+	if _, ok := ifs.NameByIndex(99); ok {
+		t.Error("NameByIndex(99) found a NIC")
+	}
+	for _, z := range []string{n.Name(), strconv.Itoa(n.Index())} {
+		if i, ok := ifs.ZoneIndex(z); !ok || i != n.Index() {
+			t.Errorf("ZoneIndex(%q) = %d, %v", z, i, ok)
+		}
+	}
+	if _, ok := ifs.ZoneIndex("99"); ok {
+		t.Error("ZoneIndex(99) found a NIC")
 	}
 }
