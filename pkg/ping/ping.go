@@ -16,16 +16,18 @@
 // with the stack when it is made; the handlers find the socket by
 // identifier in Protocol.idents.
 //
-// Lock order: endpoint.mu, then Protocol.mu, then the stack's locks (route
-// lookups), then the DatagramQueue locks (leaves). The packet path takes
-// Protocol.mu alone to find a socket and then that socket's mu. Nothing is
-// held while writing a packet or notifying waiters.
+// Lock order: endpoint.mu, then Protocol.mu (the identifier table), then
+// the stack's locks (route lookups), then the leaves: the DatagramQueue
+// locks and the lock of Protocol.eps (the open sockets, for netstat). An
+// endpoint's queues, SO_ERROR and shutdown state are a
+// transport.DatagramEndpoint guarded by endpoint.mu. The packet path
+// takes Protocol.mu alone to find a socket and then that socket's mu.
+// Nothing is held while writing a packet or notifying waiters.
 package ping
 
 import (
 	"encoding/binary"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,13 +47,14 @@ type Protocol struct {
 	mu     sync.Mutex
 	idents map[uint16][]*endpoint // one identifier space for both families, as Linux's ping_table
 	rover  uint16
-	eps    map[*endpoint]struct{}
+
+	eps transport.EndpointSet[*endpoint]
 }
 
 // New returns the ping socket protocol for s and installs its handlers.
 // The group range starts as Debian's "0 2147483647" (every group).
 func New(s *stack.Stack) *Protocol {
-	p := &Protocol{s: s, idents: make(map[uint16][]*endpoint), eps: make(map[*endpoint]struct{})}
+	p := &Protocol{s: s, idents: make(map[uint16][]*endpoint)}
 	p.groupHi.Store(2147483647)
 	s.AddRawHandler(false, wire.IPProtoICMP, p.input4)
 	s.AddRawHandler(true, wire.IPProtoICMPv6, p.input6)
@@ -94,26 +97,12 @@ func (p *Protocol) NewEndpoint(family int) (transport.Endpoint, error) {
 	}
 	e := &endpoint{p: p, s: p.s, v6: family == syscall.AF_INET6,
 		opts: transport.NewOptions(transport.StackInterfaces(p.s))}
-	p.mu.Lock()
-	p.eps[e] = struct{}{}
-	p.mu.Unlock()
+	p.eps.Add(e)
 	return e, nil
 }
 
 // Endpoints describes the open ping sockets for netstat.
-func (p *Protocol) Endpoints() []transport.Info {
-	p.mu.Lock()
-	list := make([]*endpoint, 0, len(p.eps))
-	for e := range p.eps {
-		list = append(list, e)
-	}
-	p.mu.Unlock()
-	out := make([]transport.Info, 0, len(list))
-	for _, e := range list {
-		out = append(out, e.Info())
-	}
-	return out
-}
+func (p *Protocol) Endpoints() []transport.Info { return p.eps.Infos() }
 
 // bindIdent gives e identifier id, or a free one when id is 0 (Linux
 // ping_get_port: a rover from 1 that skips 0; sockets share an identifier
@@ -247,53 +236,30 @@ func nicIndex(n *stack.NIC) int {
 }
 
 type endpoint struct {
-	p    *Protocol
-	s    *stack.Stack
-	v6   bool
-	q    waiter.Queue
-	rcv  transport.DatagramQueue
-	errq transport.DatagramQueue // pushed and popped under mu
+	p  *Protocol
+	s  *stack.Stack
+	v6 bool
 
 	// What lookup reads without e.mu (it runs under Protocol.mu, which
 	// nests inside e.mu): the bound address (nil: any) and device.
 	snapLocal atomic.Pointer[netip.Addr]
 	snapDev   atomic.Int32
 
-	mu     sync.Mutex
-	opts   transport.Options
-	ident  uint16 // 0: not bound yet
-	reuse  bool   // SO_REUSEADDR when the identifier was taken (under Protocol.mu)
-	local  netip.Addr
-	bound  bool // local came from Bind
-	peer   netip.Addr
-	soErr  syscall.Errno
-	shutRd bool
-	shutWr bool
-	closed bool
+	mu sync.Mutex
+	// The queues, SO_ERROR, the shutdown and closed flags (under mu).
+	transport.DatagramEndpoint
+	opts  transport.Options
+	ident uint16 // 0: not bound yet
+	reuse bool   // SO_REUSEADDR when the identifier was taken (under Protocol.mu)
+	local netip.Addr
+	bound bool // local came from Bind
+	peer  netip.Addr
 }
 
-func (e *endpoint) Queue() *waiter.Queue { return &e.q }
-
 func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
-	var r waiter.EventMask
-	if e.rcv.Len() > 0 {
-		r |= waiter.EventIn | waiter.EventRdNorm
-	}
 	e.mu.Lock()
-	if e.soErr != 0 || e.errq.Len() > 0 {
-		r |= waiter.EventErr
-	}
-	if e.shutRd {
-		r |= waiter.EventRdHUp | waiter.EventIn | waiter.EventRdNorm
-	}
-	if e.shutRd && e.shutWr {
-		r |= waiter.EventHUp
-	}
-	if !e.closed {
-		r |= waiter.EventOut | waiter.EventWrNorm
-	}
-	e.mu.Unlock()
-	return r & waiter.Normalize(mask)
+	defer e.mu.Unlock()
+	return e.ReadinessLocked(mask)
 }
 
 // family checks an address against the socket's family: IPv4 only for
@@ -332,7 +298,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	nic := 0
 	if z := a.Zone(); z != "" {
-		n, ok := zoneNIC(e.s, z)
+		n, ok := transport.StackInterfaces(e.s).ZoneIndex(z)
 		if !ok {
 			return syscall.ENODEV
 		}
@@ -347,7 +313,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.Closed {
 		return syscall.EBADF
 	}
 	if e.ident != 0 {
@@ -384,23 +350,11 @@ func (e *endpoint) autobind() error {
 	return nil
 }
 
-func zoneNIC(s *stack.Stack, z string) (int, bool) {
-	if n, ok := s.NICByName(z); ok {
-		return n.Index(), true
-	}
-	if i, err := strconv.Atoi(z); err == nil {
-		if n, ok := s.NIC(i); ok {
-			return n.Index(), true
-		}
-	}
-	return 0, false
-}
-
 // Connect sets the default destination (the zero AddrPort dissolves it);
 // as ip4_datagram_connect, an unbound socket takes the route's source.
 func (e *endpoint) Connect(addr netip.AddrPort) error {
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return syscall.EBADF
 	}
@@ -450,7 +404,7 @@ func (e *endpoint) Accept() (transport.Endpoint, netip.AddrPort, error) {
 // deliver queues an echo reply (the ICMP message); the packet path.
 func (e *endpoint) deliver(pi *stack.PacketInfo, msg []byte) {
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return
 	}
@@ -458,26 +412,12 @@ func (e *endpoint) deliver(pi *stack.PacketInfo, msg []byte) {
 	if e.v6 && pi.NIC != nil && from.IsLinkLocalUnicast() {
 		from = from.WithZone(pi.NIC.Name()) // sin6_scope_id
 	}
-	d := transport.Datagram{Data: msg, From: netip.AddrPortFrom(from, 0), Control: controlFor(&e.opts, pi)}
+	d := transport.Datagram{Data: msg, From: netip.AddrPortFrom(from, 0), Control: transport.ControlFor(&e.opts, pi)}
 	limit := e.opts.RcvBuf
 	e.mu.Unlock()
-	if e.rcv.Push(d, limit) {
-		e.q.Notify(waiter.EventIn | waiter.EventRdNorm)
+	if e.Rcv.Push(d, limit) {
+		e.Q.Notify(waiter.EventIn | waiter.EventRdNorm)
 	}
-}
-
-func controlFor(o *transport.Options, pi *stack.PacketInfo) transport.ControlMessages {
-	var c transport.ControlMessages
-	if o.RecvTTL {
-		c.HasTTL, c.TTL = true, pi.TTL
-	}
-	if o.RecvTOS {
-		c.HasTOS, c.TOS = true, pi.TOS
-	}
-	if o.PktInfo {
-		c.HasPktInfo, c.IfIndex, c.Dst = true, nicIndex(pi.NIC), pi.Dst
-	}
-	return c
 }
 
 // handleError is ping_err for this socket.
@@ -486,13 +426,13 @@ func (e *endpoint) handleError(ie *stack.ICMPError) {
 	notify := e.deliverError(ie)
 	e.mu.Unlock()
 	if notify {
-		e.q.Notify(waiter.EventErr)
+		e.Q.Notify(waiter.EventErr)
 	}
 }
 
 // deliverError applies ping_err's rules; under mu.
 func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
-	if e.closed {
+	if e.Closed {
 		return false
 	}
 	errno, fatal := ie.Errno()
@@ -509,84 +449,23 @@ func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
 			return false
 		}
 	} else {
-		e.errq.Push(errDatagram(ie, errno), e.opts.RcvBuf)
+		// The quoted echo request (ICMP header and data, so the reader
+		// sees the sequence number).
+		e.ErrQ.Push(transport.ICMPErrorDatagram(ie, errno, ie.Payload), e.opts.RcvBuf)
 	}
-	e.soErr = errno
+	e.SoErr = errno
 	return true
 }
 
-// errDatagram is the error queue entry ip_icmp_error / ipv6_icmp_error
-// make for a ping socket: the quoted echo request (ICMP header and data,
-// so the reader sees the sequence number), from the request's
-// destination with port 0, and the sock_extended_err (ee_info: the MTU or
-// the parameter problem pointer).
-func errDatagram(ie *stack.ICMPError, errno syscall.Errno) transport.Datagram {
-	ee := &transport.SockExtendedErr{Errno: int(errno), Type: ie.Type, Code: ie.Code, Offender: ie.From,
-		Origin: transport.OriginICMP}
-	if ie.IsIPv6() {
-		ee.Origin = transport.OriginICMP6
-	}
-	switch {
-	case ie.MTU != 0:
-		ee.Info = uint32(ie.MTU)
-	case ie.Pointer != 0:
-		ee.Info = uint32(ie.Pointer)
-	}
-	return transport.Datagram{Data: ie.Payload, From: netip.AddrPortFrom(ie.Dst, 0),
-		Control: transport.ControlMessages{Err: ee}}
-}
-
+// Read returns one echo reply (or, with ErrQueue, one queued error).
 func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
 	if o.OOB {
 		return transport.ReadResult{}, syscall.EOPNOTSUPP
 	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return transport.ReadResult{}, syscall.EBADF
-	}
-	if o.ErrQueue {
-		defer e.mu.Unlock()
-		d, ok := e.errq.Pop(o.Peek)
-		if !ok {
-			return transport.ReadResult{}, syscall.EAGAIN
-		}
-		if !o.Peek {
-			// sock_dequeue_err_skb: SO_ERROR follows the queue.
-			e.soErr = 0
-			if next, ok := e.errq.Pop(true); ok && next.Control.Err != nil {
-				e.soErr = syscall.Errno(next.Control.Err.Errno)
-			}
-		}
-		return result(d, dst, o), nil
-	}
-	if err := e.soErr; err != 0 {
-		e.soErr = 0 // a pending error comes before any data
-		e.mu.Unlock()
-		return transport.ReadResult{}, err
-	}
-	shut := e.shutRd
-	e.mu.Unlock()
-	d, ok := e.rcv.Pop(o.Peek)
-	if !ok {
-		if shut {
-			return transport.ReadResult{}, nil
-		}
-		return transport.ReadResult{}, syscall.EAGAIN
-	}
-	return result(d, dst, o), nil
-}
-
-func result(d transport.Datagram, dst [][]byte, o transport.ReadOptions) transport.ReadResult {
-	n := transport.CopyOut(dst, d.Data)
-	r := transport.ReadResult{N: n, From: d.From, Control: d.Control}
-	if n < len(d.Data) {
-		r.Truncated = true
-		if o.Trunc {
-			r.N = len(d.Data)
-		}
-	}
-	return r
+	defer e.mu.Unlock()
+	r, _, err := e.ReadLocked(dst, o)
+	return r, err
 }
 
 // Write sends one echo request: the caller's ICMP message, type 8 (128
@@ -602,20 +481,15 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 		return 0, syscall.EMSGSIZE
 	}
 	e.mu.Lock()
-	if e.closed {
+	if err := e.SendCheckLocked(); err != nil {
 		e.mu.Unlock()
-		return 0, syscall.EBADF
-	}
-	if e.shutWr {
-		e.mu.Unlock()
-		return 0, syscall.EPIPE
+		return 0, err
 	}
 	if err := e.autobind(); err != nil {
 		e.mu.Unlock()
 		return 0, err
 	}
-	if err := e.soErr; err != 0 {
-		e.soErr = 0
+	if err := e.TakeErrorLocked(); err != 0 {
 		e.mu.Unlock()
 		return 0, err
 	}
@@ -700,19 +574,14 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 // Shutdown marks directions closed; ENOTCONN when not connected (the
 // flags are set all the same, as inet_shutdown).
 func (e *endpoint) Shutdown(how int) error {
-	if how < syscall.SHUT_RD || how > syscall.SHUT_RDWR {
-		return syscall.EINVAL
-	}
 	e.mu.Lock()
-	if how != syscall.SHUT_WR {
-		e.shutRd = true
-	}
-	if how != syscall.SHUT_RD {
-		e.shutWr = true
-	}
+	err := e.ShutdownLocked(how)
 	connected := e.peer.IsValid()
 	e.mu.Unlock()
-	e.q.Notify(waiter.EventIn | waiter.EventRdHUp | waiter.EventHUp | waiter.EventOut)
+	if err != nil {
+		return err
+	}
+	e.NotifyShutdown()
 	if !connected {
 		return syscall.ENOTCONN
 	}
@@ -721,22 +590,17 @@ func (e *endpoint) Shutdown(how int) error {
 
 func (e *endpoint) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if !e.CloseLocked() {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
 	id := e.ident
-	e.errq.Clear()
 	e.mu.Unlock()
 	if id != 0 {
 		e.p.release(e, id)
 	}
-	e.rcv.Clear()
-	e.p.mu.Lock()
-	delete(e.p.eps, e)
-	e.p.mu.Unlock()
-	e.q.Notify(waiter.EventHUp | waiter.EventIn | waiter.EventOut)
+	e.p.eps.Remove(e)
+	e.Release()
 	return nil
 }
 
@@ -766,12 +630,6 @@ func (e *endpoint) RemoteAddr() (netip.AddrPort, error) {
 	return netip.AddrPortFrom(e.peer, 0), nil
 }
 
-// Available is FIONREAD: the next reply's length.
-func (e *endpoint) Available() int {
-	n, _ := e.rcv.NextLen()
-	return n
-}
-
 func (e *endpoint) SetSockOpt(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -794,9 +652,7 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == syscall.SOL_SOCKET && name == syscall.SO_ERROR {
-		err := e.soErr
-		e.soErr = 0
-		return err, nil
+		return e.TakeErrorLocked(), nil
 	}
 	return e.opts.Get(level, name)
 }
@@ -807,7 +663,7 @@ func (e *endpoint) Info() transport.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	in := transport.Info{Proto: "icmp", Protocol: syscall.IPPROTO_ICMP,
-		Local: netip.AddrPortFrom(e.localOrAny(), e.ident), RecvQ: e.rcv.Bytes(), Drops: e.rcv.Drops()}
+		Local: netip.AddrPortFrom(e.localOrAny(), e.ident), RecvQ: e.Rcv.Bytes(), Drops: e.Rcv.Drops()}
 	if e.v6 {
 		in.Proto, in.Protocol = "icmp6", syscall.IPPROTO_ICMPV6
 	}

@@ -16,14 +16,15 @@
 // their checksum computed (RFC 3542 §3.1), others with IPV6_CHECKSUM.
 //
 // Lock order: endpoint.mu, then the stack's locks (route lookups), then
-// the DatagramQueue locks (leaves). Protocol.mu is a leaf taken alone.
-// Nothing is held while writing a packet or notifying waiters.
+// the leaves: the DatagramQueue locks and the lock of Protocol.eps (the
+// open sockets, for netstat). An endpoint's queues, SO_ERROR and shutdown
+// state are a transport.DatagramEndpoint guarded by endpoint.mu. Nothing
+// is held while writing a packet or notifying waiters.
 package raw
 
 import (
 	"encoding/binary"
 	"net/netip"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -44,13 +45,12 @@ const (
 // Protocol is the raw socket table of one stack.
 type Protocol struct {
 	s   *stack.Stack
-	mu  sync.Mutex
-	eps map[*endpoint]struct{}
+	eps transport.EndpointSet[*endpoint]
 }
 
 // New returns the raw socket protocol for s.
 func New(s *stack.Stack) *Protocol {
-	return &Protocol{s: s, eps: make(map[*endpoint]struct{})}
+	return &Protocol{s: s}
 }
 
 // Register makes p serve SOCK_RAW for AF_INET and AF_INET6 with any
@@ -87,41 +87,26 @@ func (p *Protocol) NewEndpoint(family, protocol int) (transport.Endpoint, error)
 	if e.v6 && protocol == syscall.IPPROTO_ICMPV6 {
 		e.csumOff = 2 // RFC 3542 §3.1: the kernel always computes it
 	}
-	p.mu.Lock()
-	p.eps[e] = struct{}{}
-	p.mu.Unlock()
+	p.eps.Add(e)
 	e.removeRaw = p.s.AddRawHandler(e.v6, e.proto, e.handlePacket)
 	e.removeErr = p.s.AddErrorHandler(e.v6, e.proto, e.handleError)
 	return e, nil
 }
 
 // Endpoints describes the open raw sockets for netstat.
-func (p *Protocol) Endpoints() []transport.Info {
-	p.mu.Lock()
-	list := make([]*endpoint, 0, len(p.eps))
-	for e := range p.eps {
-		list = append(list, e)
-	}
-	p.mu.Unlock()
-	out := make([]transport.Info, 0, len(list))
-	for _, e := range list {
-		out = append(out, e.Info())
-	}
-	return out
-}
+func (p *Protocol) Endpoints() []transport.Info { return p.eps.Infos() }
 
 type endpoint struct {
 	p     *Protocol
 	s     *stack.Stack
 	v6    bool
 	proto uint8
-	q     waiter.Queue
-	rcv   transport.DatagramQueue
-	errq  transport.DatagramQueue // IP_RECVERR; pushed and popped under mu
 
 	removeRaw, removeErr func()
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// The queues, SO_ERROR, the shutdown and closed flags (under mu).
+	transport.DatagramEndpoint
 	opts    transport.Options
 	members transport.Memberships
 	local   netip.Addr // bound (or connect-chosen) address; zero: any
@@ -130,34 +115,12 @@ type endpoint struct {
 	filter  uint32     // ICMP_FILTER: types (< 32) to block
 	filter6 [8]uint32  // ICMP6_FILTER: RFC 3542 §3.2, bit set blocks
 	csumOff int        // IPV6_CHECKSUM offset, -1: off
-	soErr   syscall.Errno
-	shutRd  bool
-	shutWr  bool
-	closed  bool
 }
 
-func (e *endpoint) Queue() *waiter.Queue { return &e.q }
-
 func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
-	var r waiter.EventMask
-	if e.rcv.Len() > 0 {
-		r |= waiter.EventIn | waiter.EventRdNorm
-	}
 	e.mu.Lock()
-	if e.soErr != 0 || e.errq.Len() > 0 {
-		r |= waiter.EventErr // datagram_poll: POLLERR for sk_err or a queued error
-	}
-	if e.shutRd {
-		r |= waiter.EventRdHUp | waiter.EventIn | waiter.EventRdNorm
-	}
-	if e.shutRd && e.shutWr {
-		r |= waiter.EventHUp
-	}
-	if !e.closed {
-		r |= waiter.EventOut | waiter.EventWrNorm
-	}
-	e.mu.Unlock()
-	return r & waiter.Normalize(mask)
+	defer e.mu.Unlock()
+	return e.ReadinessLocked(mask)
 }
 
 // family checks and normalises an address for this endpoint's family.
@@ -188,7 +151,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	nic := 0
 	if z := a.Zone(); z != "" {
-		n, ok := zoneNIC(e.s, z)
+		n, ok := transport.StackInterfaces(e.s).ZoneIndex(z)
 		if !ok {
 			return syscall.ENODEV
 		}
@@ -202,7 +165,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.Closed {
 		return syscall.EBADF
 	}
 	if a.IsUnspecified() {
@@ -213,19 +176,6 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 		e.opts.BoundDevice = nic
 	}
 	return nil
-}
-
-// zoneNIC resolves an IPv6 zone: an interface name or index.
-func zoneNIC(s *stack.Stack, z string) (int, bool) {
-	if n, ok := s.NICByName(z); ok {
-		return n.Index(), true
-	}
-	if i, err := strconv.Atoi(z); err == nil {
-		if n, ok := s.NIC(i); ok {
-			return n.Index(), true
-		}
-	}
-	return 0, false
 }
 
 // Connect sets the peer whose packets the socket receives and to which
@@ -281,11 +231,11 @@ func (e *endpoint) handlePacket(pi *stack.PacketInfo, pkt []byte) {
 	limit := e.opts.RcvBuf
 	if ok {
 		d = transport.Datagram{Data: pkt, From: netip.AddrPortFrom(e.fromAddr(pi.Src, pi.NIC), 0),
-			Control: controlFor(&e.opts, pi)}
+			Control: transport.ControlFor(&e.opts, pi)}
 	}
 	e.mu.Unlock()
-	if ok && e.rcv.Push(d, limit) {
-		e.q.Notify(waiter.EventIn | waiter.EventRdNorm)
+	if ok && e.Rcv.Push(d, limit) {
+		e.Q.Notify(waiter.EventIn | waiter.EventRdNorm)
 	}
 }
 
@@ -300,7 +250,7 @@ func (e *endpoint) fromAddr(a netip.Addr, n *stack.NIC) netip.Addr {
 
 // accept applies raw_v4_match / raw_v6_match and the filters; under mu.
 func (e *endpoint) accept(pi *stack.PacketInfo, pkt []byte) bool {
-	if e.closed {
+	if e.Closed {
 		return false
 	}
 	if e.local.IsValid() && e.local != pi.Dst {
@@ -357,21 +307,6 @@ func nicIndex(n *stack.NIC) int {
 	return n.Index()
 }
 
-// controlFor builds the ancillary data the options ask for.
-func controlFor(o *transport.Options, pi *stack.PacketInfo) transport.ControlMessages {
-	var c transport.ControlMessages
-	if o.RecvTTL {
-		c.HasTTL, c.TTL = true, pi.TTL
-	}
-	if o.RecvTOS {
-		c.HasTOS, c.TOS = true, pi.TOS
-	}
-	if o.PktInfo {
-		c.HasPktInfo, c.IfIndex, c.Dst = true, nicIndex(pi.NIC), pi.Dst
-	}
-	return c
-}
-
 // handleError is the stack's error handler for the socket's protocol:
 // Linux raw_err / rawv6_err.
 func (e *endpoint) handleError(ie *stack.ICMPError) {
@@ -379,13 +314,13 @@ func (e *endpoint) handleError(ie *stack.ICMPError) {
 	notify := e.deliverError(ie)
 	e.mu.Unlock()
 	if notify {
-		e.q.Notify(waiter.EventErr)
+		e.Q.Notify(waiter.EventErr)
 	}
 }
 
 // deliverError queues and records ie if it concerns this socket; under mu.
 func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
-	if e.closed {
+	if e.Closed {
 		return false
 	}
 	// raw_v4_match on the quoted header: our packet went from the bound
@@ -412,10 +347,10 @@ func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
 		if e.opts.HdrIncl {
 			payload = ie.Quoted
 		}
-		e.errq.Push(errDatagram(ie, errno, payload), e.opts.RcvBuf)
+		e.ErrQ.Push(transport.ICMPErrorDatagram(ie, errno, payload), e.opts.RcvBuf)
 	}
 	if e.opts.RecvErr || fatal {
-		e.soErr = errno
+		e.SoErr = errno
 	}
 	return true
 }
@@ -428,84 +363,15 @@ func tooBig(ie *stack.ICMPError) bool {
 	return ie.Type == wire.ICMPv4DestUnreachable && ie.Code == wire.ICMPv4FragmentationNeeded
 }
 
-// errDatagram is an error queue entry as ip_icmp_error / ipv6_icmp_error
-// make it: the quoted packet, addressed from its destination (port 0),
-// with the sock_extended_err; ee_info is the MTU or the pointer.
-func errDatagram(ie *stack.ICMPError, errno syscall.Errno, payload []byte) transport.Datagram {
-	ee := &transport.SockExtendedErr{Errno: int(errno), Type: ie.Type, Code: ie.Code, Offender: ie.From}
-	ee.Origin = transport.OriginICMP
-	if ie.IsIPv6() {
-		ee.Origin = transport.OriginICMP6
-	}
-	switch {
-	case ie.MTU != 0:
-		ee.Info = uint32(ie.MTU)
-	case ie.Pointer != 0:
-		ee.Info = uint32(ie.Pointer)
-	}
-	return transport.Datagram{Data: payload, From: netip.AddrPortFrom(ie.Dst, 0),
-		Control: transport.ControlMessages{Err: ee}}
-}
-
+// Read returns one datagram (or, with ErrQueue, one queued error).
 func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
 	if o.OOB {
 		return transport.ReadResult{}, syscall.EOPNOTSUPP
 	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return transport.ReadResult{}, syscall.EBADF
-	}
-	if o.ErrQueue {
-		defer e.mu.Unlock()
-		return readErrQueue(&e.errq, &e.soErr, dst, o)
-	}
-	// __skb_try_recv_datagram reports a pending error before any data.
-	if err := e.soErr; err != 0 {
-		e.soErr = 0
-		e.mu.Unlock()
-		return transport.ReadResult{}, err
-	}
-	shut := e.shutRd
-	e.mu.Unlock()
-	d, ok := e.rcv.Pop(o.Peek)
-	if !ok {
-		if shut {
-			return transport.ReadResult{}, nil
-		}
-		return transport.ReadResult{}, syscall.EAGAIN
-	}
-	return result(d, dst, o), nil
-}
-
-// result copies a datagram out.
-func result(d transport.Datagram, dst [][]byte, o transport.ReadOptions) transport.ReadResult {
-	n := transport.CopyOut(dst, d.Data)
-	r := transport.ReadResult{N: n, From: d.From, Control: d.Control}
-	if n < len(d.Data) {
-		r.Truncated = true
-		if o.Trunc {
-			r.N = len(d.Data)
-		}
-	}
-	return r
-}
-
-// readErrQueue reads one queued error (MSG_ERRQUEUE, never blocking); as
-// Linux's sock_dequeue_err_skb, SO_ERROR becomes the next queued error's
-// errno, or 0 when none is left.
-func readErrQueue(q *transport.DatagramQueue, soErr *syscall.Errno, dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
-	d, ok := q.Pop(o.Peek)
-	if !ok {
-		return transport.ReadResult{}, syscall.EAGAIN
-	}
-	if !o.Peek {
-		*soErr = 0
-		if next, ok := q.Pop(true); ok && next.Control.Err != nil {
-			*soErr = syscall.Errno(next.Control.Err.Errno)
-		}
-	}
-	return result(d, dst, o), nil
+	defer e.mu.Unlock()
+	r, _, err := e.ReadLocked(dst, o)
+	return r, err
 }
 
 func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
@@ -514,17 +380,12 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	}
 	total := transport.TotalLen(src)
 	e.mu.Lock()
-	if e.closed {
+	if err := e.SendCheckLocked(); err != nil {
 		e.mu.Unlock()
-		return 0, syscall.EBADF
+		return 0, err
 	}
-	if e.shutWr {
-		e.mu.Unlock()
-		return 0, syscall.EPIPE
-	}
-	if err := e.soErr; err != 0 {
-		e.soErr = 0 // sock_alloc_send_skb reports and clears it
-		e.mu.Unlock()
+	if err := e.TakeErrorLocked(); err != 0 {
+		e.mu.Unlock() // sock_alloc_send_skb reports and clears it
 		return 0, err
 	}
 	dst := o.To.Addr()
@@ -604,19 +465,14 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 // Shutdown marks the directions closed; as inet_shutdown, an unconnected
 // socket is marked but answers ENOTCONN.
 func (e *endpoint) Shutdown(how int) error {
-	if how < syscall.SHUT_RD || how > syscall.SHUT_RDWR {
-		return syscall.EINVAL
-	}
 	e.mu.Lock()
-	if how != syscall.SHUT_WR {
-		e.shutRd = true
-	}
-	if how != syscall.SHUT_RD {
-		e.shutWr = true
-	}
+	err := e.ShutdownLocked(how)
 	connected := e.peer.IsValid()
 	e.mu.Unlock()
-	e.q.Notify(waiter.EventIn | waiter.EventRdHUp | waiter.EventHUp | waiter.EventOut)
+	if err != nil {
+		return err
+	}
+	e.NotifyShutdown()
 	if !connected {
 		return syscall.ENOTCONN
 	}
@@ -625,21 +481,16 @@ func (e *endpoint) Shutdown(how int) error {
 
 func (e *endpoint) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if !e.CloseLocked() {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
 	e.members.LeaveAll()
-	e.errq.Clear()
 	e.mu.Unlock()
 	e.removeRaw()
 	e.removeErr()
-	e.rcv.Clear()
-	e.p.mu.Lock()
-	delete(e.p.eps, e)
-	e.p.mu.Unlock()
-	e.q.Notify(waiter.EventHUp | waiter.EventIn | waiter.EventOut)
+	e.p.eps.Remove(e)
+	e.Release()
 	return nil
 }
 
@@ -668,12 +519,6 @@ func (e *endpoint) RemoteAddr() (netip.AddrPort, error) {
 		return netip.AddrPort{}, syscall.ENOTCONN
 	}
 	return netip.AddrPortFrom(e.peer, 0), nil
-}
-
-// Available is FIONREAD: the next datagram's length.
-func (e *endpoint) Available() int {
-	n, _ := e.rcv.NextLen()
-	return n
 }
 
 func (e *endpoint) SetSockOpt(level, name int, v any) error {
@@ -777,9 +622,7 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.v6:
 		return e.csumOff, nil
 	case level == syscall.SOL_SOCKET && name == syscall.SO_ERROR:
-		err := e.soErr
-		e.soErr = 0
-		return err, nil
+		return e.TakeErrorLocked(), nil
 	}
 	return e.opts.Get(level, name)
 }
@@ -792,7 +635,7 @@ func (e *endpoint) Info() transport.Info {
 	defer e.mu.Unlock()
 	in := transport.Info{Proto: "raw", Protocol: int(e.proto),
 		Local: netip.AddrPortFrom(e.localOrAny(), uint16(e.proto)),
-		State: "7", RecvQ: e.rcv.Bytes(), Drops: e.rcv.Drops()}
+		State: "7", RecvQ: e.Rcv.Bytes(), Drops: e.Rcv.Drops()}
 	if e.v6 {
 		in.Proto = "raw6"
 	}

@@ -22,15 +22,14 @@ type endpoint struct {
 	p      *Protocol
 	family int
 	uid    uint32
-	priv   bool // may bind ports below 1024 (CAP_NET_BIND_SERVICE)
-	q      waiter.Queue
-	rcv    transport.DatagramQueue
-	errq   transport.DatagramQueue // IP_RECVERR
-	device atomic.Int64            // SO_BINDTODEVICE, read by the packet path
+	priv   bool         // may bind ports below 1024 (CAP_NET_BIND_SERVICE)
+	device atomic.Int64 // SO_BINDTODEVICE, read by the packet path
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// The queues (the error queue: IP_RECVERR), SO_ERROR, the shutdown
+	// and closed flags (under mu).
+	transport.DatagramEndpoint
 	opts     transport.Options
-	closed   bool
 	res      *ports.Reservation
 	bindAddr netip.Addr     // what bind named (unmapped); invalid: the wildcard
 	userPort bool           // the port was bound explicitly (kept on disconnect)
@@ -41,9 +40,6 @@ type endpoint struct {
 	src, bindSrc netip.Addr
 	remote       netip.AddrPort // unmapped; invalid unless connected
 	ent          *ent
-	soErr        syscall.Errno
-	shutRD       bool
-	shutWR       bool
 
 	mcMu   sync.Mutex // memberships; never held with mu
 	mships transport.Memberships
@@ -55,9 +51,7 @@ func (p *Protocol) newEndpoint(family int, cred transport.Cred) (*endpoint, erro
 	}
 	e := &endpoint{p: p, family: family, uid: cred.UID, priv: cred.Privileged,
 		opts: transport.NewOptions(transport.StackInterfaces(p.s)), mships: transport.NewMemberships(p.s)}
-	p.mu.Lock()
-	p.eps[e] = struct{}{}
-	p.mu.Unlock()
+	p.eps.Add(e)
 	return e, nil
 }
 
@@ -135,34 +129,14 @@ func (e *endpoint) isBroadcast(a netip.Addr) bool {
 	return false
 }
 
-// Queue implements transport.Endpoint.
-func (e *endpoint) Queue() *waiter.Queue { return &e.q }
-
 // Readiness implements transport.Endpoint: readable with a datagram queued
 // or after SHUT_RD (a read returns 0 then), always writable while open,
 // EventErr while an error is pending (SO_ERROR or the error queue), as
 // Linux's datagram_poll.
 func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	e.mu.Lock()
-	closed, shutRD, shutWR, soErr := e.closed, e.shutRD, e.shutWR, e.soErr
-	e.mu.Unlock()
-	var r waiter.EventMask
-	if e.rcv.Len() > 0 {
-		r |= waiter.EventIn | waiter.EventRdNorm
-	}
-	if shutRD {
-		r |= waiter.EventIn | waiter.EventRdNorm | waiter.EventRdHUp
-	}
-	if shutRD && shutWR {
-		r |= waiter.EventHUp
-	}
-	if !closed {
-		r |= waiter.EventOut | waiter.EventWrNorm
-	}
-	if soErr != 0 || e.errq.Len() > 0 {
-		r |= waiter.EventErr
-	}
-	return r & waiter.Normalize(mask)
+	defer e.mu.Unlock()
+	return e.ReadinessLocked(mask)
 }
 
 // newEntLocked builds the demultiplexing entry for the current state.
@@ -198,7 +172,7 @@ func (e *endpoint) rehashLocked() {
 func (e *endpoint) Bind(addr netip.AddrPort) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.Closed {
 		return syscall.EBADF
 	}
 	if e.local.IsValid() {
@@ -269,7 +243,7 @@ func (e *endpoint) autobindLocked(remote netip.AddrPort) error {
 func (e *endpoint) Connect(addr netip.AddrPort) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.Closed {
 		return syscall.EBADF
 	}
 	if !addr.Addr().IsValid() {
@@ -402,63 +376,20 @@ func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadRe
 	if o.OOB {
 		return transport.ReadResult{}, syscall.EINVAL // Linux udp_recvmsg: no urgent data
 	}
-	if o.ErrQueue {
-		return e.readErrQueue(dst, o)
-	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return transport.ReadResult{}, syscall.EBADF
+	defer e.mu.Unlock()
+	if o.ErrQueue {
+		// One queued ICMP error: the payload of the datagram that caused
+		// it, its destination, and the extended error. Unlike a data
+		// read it does not check for a closed socket (whose error queue
+		// is empty: EAGAIN).
+		return e.ReadErrQueueLocked(dst, o)
 	}
-	if err := e.soErr; err != 0 {
-		e.soErr = 0
-		e.mu.Unlock()
-		return transport.ReadResult{}, err
+	res, ok, err := e.ReadLocked(dst, o)
+	if ok && !o.Peek {
+		e.p.stats.of(res.From.Addr().Is6() && !res.From.Addr().Is4In6()).InDatagrams.Add(1)
 	}
-	shutRD := e.shutRD
-	e.mu.Unlock()
-	d, ok := e.rcv.Pop(o.Peek)
-	if !ok {
-		if shutRD {
-			return transport.ReadResult{}, nil
-		}
-		return transport.ReadResult{}, syscall.EAGAIN
-	}
-	if !o.Peek {
-		e.p.stats.of(d.From.Addr().Is6() && !d.From.Addr().Is4In6()).InDatagrams.Add(1)
-	}
-	n := transport.CopyOut(dst, d.Data)
-	res := transport.ReadResult{N: n, Truncated: n < len(d.Data), From: d.From, Control: d.Control}
-	if o.Trunc {
-		res.N = len(d.Data)
-	}
-	return res, nil
-}
-
-// readErrQueue reads one queued ICMP error (MSG_ERRQUEUE): the payload of
-// the datagram that caused it, its destination, and the extended error.
-// SO_ERROR then becomes the next queued error's, or none (Linux
-// sock_dequeue_err_skb).
-func (e *endpoint) readErrQueue(dst [][]byte, o transport.ReadOptions) (transport.ReadResult, error) {
-	d, ok := e.errq.Pop(o.Peek)
-	if !ok {
-		return transport.ReadResult{}, syscall.EAGAIN
-	}
-	if !o.Peek {
-		var next syscall.Errno
-		if nd, ok := e.errq.Pop(true); ok && nd.Control.Err != nil {
-			next = syscall.Errno(nd.Control.Err.Errno)
-		}
-		e.mu.Lock()
-		e.soErr = next
-		e.mu.Unlock()
-	}
-	n := transport.CopyOut(dst, d.Data)
-	res := transport.ReadResult{N: n, Truncated: n < len(d.Data), From: d.From, Control: d.Control}
-	if o.Trunc {
-		res.N = len(d.Data)
-	}
-	return res, nil
+	return res, err
 }
 
 // Write implements transport.Endpoint: one datagram, all or nothing. It
@@ -469,16 +400,15 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	}
 	size := transport.TotalLen(src)
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return 0, syscall.EBADF
 	}
-	if err := e.soErr; err != 0 {
-		e.soErr = 0
+	if err := e.TakeErrorLocked(); err != 0 {
 		e.mu.Unlock()
 		return 0, err
 	}
-	if e.shutWR {
+	if e.ShutWr {
 		e.mu.Unlock()
 		return 0, syscall.EPIPE
 	}
@@ -592,24 +522,17 @@ func (e *endpoint) prepareLocked(o transport.WriteOptions, size int) (stack.Rout
 // (inet_shutdown), which is how a blocked reader is woken.
 func (e *endpoint) Shutdown(how int) error {
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return syscall.EBADF
 	}
-	switch how {
-	case syscall.SHUT_RD:
-		e.shutRD = true
-	case syscall.SHUT_WR:
-		e.shutWR = true
-	case syscall.SHUT_RDWR:
-		e.shutRD, e.shutWR = true, true
-	default:
+	if err := e.ShutdownLocked(how); err != nil {
 		e.mu.Unlock()
-		return syscall.EINVAL
+		return err
 	}
 	connected := e.remote.IsValid()
 	e.mu.Unlock()
-	e.q.Notify(waiter.EventIn | waiter.EventOut | waiter.EventRdHUp | waiter.EventHUp)
+	e.NotifyShutdown()
 	if !connected {
 		return syscall.ENOTCONN
 	}
@@ -620,11 +543,10 @@ func (e *endpoint) Shutdown(how int) error {
 // frees the port and drops what is queued.
 func (e *endpoint) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if !e.CloseLocked() {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
 	e.p.tab.replace(e.ent, nil)
 	e.ent = nil
 	if e.res != nil {
@@ -632,15 +554,11 @@ func (e *endpoint) Close() error {
 		e.res = nil
 	}
 	e.mu.Unlock()
-	e.p.mu.Lock()
-	delete(e.p.eps, e)
-	e.p.mu.Unlock()
+	e.p.eps.Remove(e)
 	e.mcMu.Lock()
 	e.mships.LeaveAll()
 	e.mcMu.Unlock()
-	e.rcv.Clear()
-	e.errq.Clear()
-	e.q.Notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp)
+	e.Release()
 	return nil
 }
 
@@ -702,7 +620,7 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.Closed {
 		return syscall.EBADF
 	}
 	if level == syscall.IPPROTO_IPV6 && name == syscall.IPV6_V6ONLY && e.local.IsValid() {
@@ -727,9 +645,7 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	if level == syscall.SOL_SOCKET {
 		switch name {
 		case syscall.SO_ERROR:
-			err := e.soErr
-			e.soErr = 0
-			return int(err), nil
+			return int(e.TakeErrorLocked()), nil
 		case syscall.SO_TYPE:
 			return syscall.SOCK_DGRAM, nil
 		case syscall.SO_PROTOCOL:
@@ -756,13 +672,6 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	return e.opts.Get(level, name)
 }
 
-// Available is FIONREAD: the length of the next datagram's payload, as
-// Linux's udp_ioctl(SIOCINQ) reports it.
-func (e *endpoint) Available() int {
-	n, _ := e.rcv.NextLen()
-	return n
-}
-
 // Info implements transport.Endpoint.
 func (e *endpoint) Info() transport.Info {
 	e.mu.Lock()
@@ -779,8 +688,8 @@ func (e *endpoint) Info() transport.Info {
 		in.State = "ESTABLISHED"
 	}
 	e.mu.Unlock()
-	in.RecvQ = e.rcv.Bytes()
-	in.Drops = e.rcv.Drops()
+	in.RecvQ = e.Rcv.Bytes()
+	in.Drops = e.Rcv.Drops()
 	return in
 }
 
@@ -805,23 +714,14 @@ func (e *endpoint) wantsGroup(g netip.Addr, nic int) bool {
 // with the control messages the socket asked for, and announces it.
 func (e *endpoint) deliver(pi *stack.PacketInfo, u wire.UDP, src netip.AddrPort, c *Counters) {
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return
 	}
 	limit := e.opts.RcvBuf
-	var cm transport.ControlMessages
-	if e.opts.RecvTTL {
-		cm.HasTTL, cm.TTL = true, pi.TTL
-	}
-	if e.opts.RecvTOS {
-		cm.HasTOS, cm.TOS = true, pi.TOS
-	}
-	if e.opts.PktInfo {
-		cm.HasPktInfo, cm.Dst = true, e.present(pi.Dst.Unmap())
-		if pi.NIC != nil {
-			cm.IfIndex = pi.NIC.Index()
-		}
+	cm := transport.ControlFor(&e.opts, pi)
+	if cm.HasPktInfo {
+		cm.Dst = e.present(pi.Dst.Unmap())
 	}
 	e.mu.Unlock()
 	from := e.present(src.Addr())
@@ -829,12 +729,12 @@ func (e *endpoint) deliver(pi *stack.PacketInfo, u wire.UDP, src netip.AddrPort,
 		from = from.WithZone(pi.NIC.Name()) // the sockaddr's scope id
 	}
 	d := transport.Datagram{Data: u.Payload(), From: netip.AddrPortFrom(from, src.Port()), Control: cm}
-	if !e.rcv.Push(d, limit) {
+	if !e.Rcv.Push(d, limit) {
 		c.RcvbufErrors.Add(1)
 		c.InErrors.Add(1)
 		return
 	}
-	e.q.Notify(waiter.EventIn | waiter.EventRdNorm)
+	e.Q.Notify(waiter.EventIn | waiter.EventRdNorm)
 }
 
 // icmpError records an ICMP error about a datagram this socket sent to
@@ -843,7 +743,7 @@ func (e *endpoint) deliver(pi *stack.PacketInfo, u wire.UDP, src netip.AddrPort,
 // error on a connected socket becomes SO_ERROR.
 func (e *endpoint) icmpError(ie *stack.ICMPError, errno syscall.Errno, hard bool, remote netip.AddrPort) {
 	e.mu.Lock()
-	if e.closed {
+	if e.Closed {
 		e.mu.Unlock()
 		return
 	}
@@ -856,7 +756,7 @@ func (e *endpoint) icmpError(ie *stack.ICMPError, errno syscall.Errno, hard bool
 		e.mu.Unlock()
 		return
 	}
-	e.soErr = errno
+	e.SoErr = errno
 	e.mu.Unlock()
 	if recverr {
 		origin := uint8(transport.OriginICMP)
@@ -869,7 +769,7 @@ func (e *endpoint) icmpError(ie *stack.ICMPError, errno syscall.Errno, hard bool
 		}
 		ee := &transport.SockExtendedErr{Errno: int(errno), Origin: origin, Type: ie.Type, Code: ie.Code,
 			Info: uint32(max(ie.MTU, 0)), Offender: e.present(ie.From.Unmap())}
-		e.errq.Push(transport.Datagram{Data: data, From: e.presentAP(remote), Control: transport.ControlMessages{Err: ee}}, limit)
+		e.ErrQ.Push(transport.Datagram{Data: data, From: e.presentAP(remote), Control: transport.ControlMessages{Err: ee}}, limit)
 	}
-	e.q.Notify(waiter.EventErr)
+	e.Q.Notify(waiter.EventErr)
 }

@@ -13,10 +13,11 @@
 //
 // Lock order: endpoint.mu → table.mu, and endpoint.mu → the ports
 // manager's lock and the stack's own locks (route lookups, interface and
-// address queries in bind and connect). Protocol.mu (the set of open
-// endpoints, for netstat) is taken alone. endpoint.mcMu (memberships; a
+// address queries in bind and connect). endpoint.mcMu (memberships; a
 // join may send an IGMP/MLD report) is never held with endpoint.mu. The
-// DatagramQueues' locks are leaves. The packet path takes table.mu shared
+// DatagramQueues' locks and that of Protocol.eps (the open endpoints, for
+// netstat) are leaves. An endpoint's queues, SO_ERROR and shutdown state
+// are a transport.DatagramEndpoint guarded by endpoint.mu. The packet path takes table.mu shared
 // to find the endpoints and releases it, then takes each endpoint's mu
 // only to read its options, and pushes onto the endpoint's queue; no
 // endpoint lock is held across WritePacket (a looped multicast or
@@ -94,15 +95,13 @@ type Protocol struct {
 
 	tab table
 
-	mu  sync.Mutex
-	eps map[*endpoint]struct{}
+	eps transport.EndpointSet[*endpoint]
 }
 
 // New creates UDP on s and registers it as s's handler for protocol 17.
 func New(s *stack.Stack) *Protocol {
 	p := &Protocol{
 		s: s, ports: ports.NewManager(), seed: maphash.MakeSeed(),
-		eps: make(map[*endpoint]struct{}),
 	}
 	p.tab.init()
 	s.RegisterTransport(wire.IPProtoUDP, p)
@@ -144,19 +143,7 @@ func (p *Protocol) Register(r *transport.Registry) {
 // as in Linux's /proc/net/udp, a socket that was never bound or used is
 // in no table and not listed).
 func (p *Protocol) Endpoints() []transport.Info {
-	p.mu.Lock()
-	list := make([]*endpoint, 0, len(p.eps))
-	for e := range p.eps {
-		list = append(list, e)
-	}
-	p.mu.Unlock()
-	out := make([]transport.Info, 0, len(list))
-	for _, e := range list {
-		if in := e.Info(); in.Local.Port() != 0 {
-			out = append(out, in)
-		}
-	}
-	return out
+	return slices.DeleteFunc(p.eps.Infos(), func(in transport.Info) bool { return in.Local.Port() == 0 })
 }
 
 // ent is an endpoint's place in the demultiplexing table: an immutable
