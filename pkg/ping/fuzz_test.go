@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/raw"
 	"github.com/stackbox/stackbox/pkg/stack"
@@ -124,19 +125,9 @@ func FuzzICMPInput(f *testing.F) {
 	f.Add(false, []byte{3}, false)
 	f.Add(true, []byte{}, true)
 
-	s := stack.New(stack.Options{ICMPRateLimit: -1})
-	f.Cleanup(func() { s.Close() })
+	s := stacktest.NewStack(f, stack.Options{ICMPRateLimit: -1})
 	fl := &fuzzLink{}
-	n, err := s.AddNIC(fl, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, a := range []string{"10.83.0.1/24", "fd83::1/64"} {
-		if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
-			f.Fatal(err)
-		}
-	}
-	n.SetUp(true)
+	stacktest.AddNIC(f, s, fl, "10.83.0.1/24", "fd83::1/64")
 	p, rp := New(s), raw.New(s)
 	var eps []transport.Endpoint
 	open := func(ep transport.Endpoint, err error) transport.Endpoint {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/raw"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/stack/route"
@@ -40,23 +41,17 @@ func newKernelLab(t *testing.T) *kernelLab {
 	l := netlab.New(t)
 	tp := l.AddTAP(t, netlab.TAPConfig{Addrs: []netip.Prefix{netip.PrefixFrom(kernel4, 24)}})
 	l.MustIP(t, "-6", "addr", "add", netip.PrefixFrom(kernel6, 64).String(), "dev", tp.Dev, "nodad")
-	s := stack.New(stack.Options{})
-	t.Cleanup(func() { s.Close() })
-	n, err := s.AddNIC(tp.Endpoint, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	mustNoErr(t, err)
-	for _, p := range []netip.Prefix{netip.PrefixFrom(our4, 24), netip.PrefixFrom(our6, 64)} {
-		mustNoErr(t, n.AddAddress(stack.Address{Prefix: p}))
-	}
-	n.SetUp(true)
+	s := stacktest.NewStack(t, stack.Options{})
+	n := stacktest.AddNIC(t, s, tp.Endpoint, netip.PrefixFrom(our4, 24).String(), netip.PrefixFrom(our6, 64).String())
 	// IPv6 neighbours are static both ways, as the stack's own IPv6 labs
 	// do: NDP is not what these tests are about. ARP resolves.
-	mustNoErr(t, n.NDP().AddStatic(kernel6, tp.MAC))
+	stacktest.NoErr(t, n.NDP().AddStatic(kernel6, tp.MAC))
 	l.MustIP(t, "-6", "neigh", "replace", our6.String(), "lladdr", n.MAC().String(), "dev", tp.Dev, "nud", "permanent")
 	for _, r := range []struct{ dst, gw string }{
 		{"10.80.1.0/24", "10.80.0.1"}, {"10.80.2.0/24", "10.80.0.1"},
 		{"fd80:1::/64", "fd80::1"}, {"fd80:2::/64", "fd80::1"},
 	} {
-		mustNoErr(t, s.Routes().Add(route.Route{Dst: netip.MustParsePrefix(r.dst), Gateway: netip.MustParseAddr(r.gw)}))
+		stacktest.NoErr(t, s.Routes().Add(route.Route{Dst: netip.MustParsePrefix(r.dst), Gateway: netip.MustParseAddr(r.gw)}))
 	}
 	return &kernelLab{l: l, s: s}
 }
@@ -73,7 +68,7 @@ func TestInteropWePingKernel(t *testing.T) {
 		data := []byte("stackbox → linux")
 		for seq := uint16(1); seq <= 3; seq++ {
 			_, err := ep.Write([][]byte{echo(v6, seq, data)}, transport.WriteOptions{To: netip.AddrPortFrom(dst, 0)})
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			checkReply(t, ep, v6, dst, seq, data)
 		}
 
@@ -82,7 +77,7 @@ func TestInteropWePingKernel(t *testing.T) {
 			fam, proto = syscall.AF_INET6, syscall.IPPROTO_ICMPV6
 		}
 		r, err := rp.NewEndpoint(fam, proto)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		defer r.Close()
 		req := echo(v6, 9, data)
 		req[4], req[5] = 0x12, 0x34
@@ -91,10 +86,10 @@ func TestInteropWePingKernel(t *testing.T) {
 			f.Encode(req)
 		}
 		_, err = r.Write([][]byte{req}, transport.WriteOptions{To: netip.AddrPortFrom(dst, 0)})
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		deadline := time.Now().Add(wait)
 		for {
-			b, res, err := waitRead(t, r, transport.ReadOptions{}, time.Until(deadline))
+			b, res, err := stacktest.ReadWithin(r, transport.ReadOptions{}, time.Until(deadline))
 			if err != nil {
 				t.Fatalf("raw socket, no echo reply from the kernel: %v", err)
 			}
@@ -123,7 +118,7 @@ func TestInteropKernelPingsUs(t *testing.T) {
 			args = append([]string{"-6"}, args...)
 		}
 		r, err := rp.NewEndpoint(fam, proto)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		defer r.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		out, err := k.l.Run(ctx, "ping", append(args, dst.String())...)
@@ -133,7 +128,7 @@ func TestInteropKernelPingsUs(t *testing.T) {
 		}
 		seen := 0
 		for seen < 2 {
-			b, res, err := waitRead(t, r, transport.ReadOptions{}, wait)
+			b, res, err := stacktest.ReadWithin(r, transport.ReadOptions{}, wait)
 			if err != nil {
 				t.Fatalf("raw socket saw %d of the kernel's requests: %v", seen, err)
 			}
@@ -195,23 +190,23 @@ func TestInteropKernelRouterErrors(t *testing.T) {
 			}
 			wo := transport.WriteOptions{To: netip.AddrPortFrom(dst, 0), HasTTL: c.ttl != 0, TTL: c.ttl}
 			ep := newPing(t, p, v6)
-			mustNoErr(t, ep.SetSockOpt(lvl, opt, 1))
+			stacktest.NoErr(t, ep.SetSockOpt(lvl, opt, 1))
 			_, err := ep.Write([][]byte{echo(v6, 33, []byte("traceroute me"))}, wo)
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			readError(t, ep, c.typ, c.code, c.errno, c.offender, dst, 33)
 
 			r, err := rp.NewEndpoint(fam, proto)
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			defer r.Close()
-			mustNoErr(t, r.SetSockOpt(lvl, opt, 1))
+			stacktest.NoErr(t, r.SetSockOpt(lvl, opt, 1))
 			req := echo(v6, 34, nil)
 			if !v6 {
 				f := wire.ICMPv4Fields{Type: wire.ICMPv4Echo, Ident: 0x4242, Seq: 34}
 				f.Encode(req)
 			}
 			_, err = r.Write([][]byte{req}, wo)
-			mustNoErr(t, err)
-			b, res, err := waitRead(t, r, transport.ReadOptions{ErrQueue: true}, wait)
+			stacktest.NoErr(t, err)
+			b, res, err := stacktest.ReadWithin(r, transport.ReadOptions{ErrQueue: true}, wait)
 			if err != nil || res.Control.Err == nil || res.Control.Err.Type != c.typ || res.Control.Err.Offender != c.offender ||
 				len(b) < 8 || b[7] != 34 {
 				t.Errorf("raw socket error queue: %x %+v, %v", b, res.Control.Err, err)
@@ -270,6 +265,6 @@ func TestInteropKernelPingSocket(t *testing.T) {
 	// Ours, reading the kernel's reply, reports the same shape.
 	ep := newPing(t, New(k.s), false)
 	_, err = ep.Write([][]byte{echo(false, 77, []byte("kernel oracle"))}, transport.WriteOptions{To: netip.AddrPortFrom(kernel4, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	checkReply(t, ep, false, kernel4, 77, []byte("kernel oracle"))
 }

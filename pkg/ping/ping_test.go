@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -41,7 +42,7 @@ func family(v6 bool) int {
 func newPing(t testing.TB, p *Protocol, v6 bool) transport.Endpoint {
 	t.Helper()
 	ep, err := p.NewEndpoint(family(v6))
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	t.Cleanup(func() { ep.Close() })
 	return ep
 }
@@ -50,7 +51,7 @@ func newPing(t testing.TB, p *Protocol, v6 bool) transport.Endpoint {
 // the socket's identifier, from from.
 func checkReply(t *testing.T, ep transport.Endpoint, v6 bool, from netip.Addr, seq uint16, data []byte) {
 	t.Helper()
-	b, res, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+	b, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, wait)
 	if err != nil {
 		t.Fatalf("read reply: %v", err)
 	}
@@ -76,7 +77,7 @@ func checkReply(t *testing.T, ep transport.Endpoint, v6 bool, from netip.Addr, s
 // socket's identifier, and the TTL control message comes when asked.
 func TestPingEcho(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	for _, tc := range []struct {
 		name string
 		dst  netip.Addr
@@ -91,7 +92,7 @@ func TestPingEcho(t *testing.T) {
 			if v6 {
 				lvl, opt = syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT
 			}
-			mustNoErr(t, ep.SetSockOpt(lvl, opt, 1))
+			stacktest.NoErr(t, ep.SetSockOpt(lvl, opt, 1))
 			data := []byte("stackbox ping payload")
 			for seq := uint16(1); seq <= 3; seq++ {
 				n, err := ep.Write([][]byte{echo(v6, seq, data)}, transport.WriteOptions{To: netip.AddrPortFrom(tc.dst, 0)})
@@ -107,11 +108,11 @@ func TestPingEcho(t *testing.T) {
 	}
 	// The TTL of a reply from B crossed one router.
 	ep := newPing(t, p, false)
-	mustNoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1))
+	stacktest.NoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1))
 	_, err := ep.Write([][]byte{echo(false, 9, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
-	_, res, err := waitRead(t, ep, transport.ReadOptions{}, wait)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
+	_, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, wait)
+	stacktest.NoErr(t, err)
 	if !res.Control.HasTTL || res.Control.TTL != 63 {
 		t.Errorf("control %+v, want TTL 63", res.Control)
 	}
@@ -122,7 +123,7 @@ func TestPingEcho(t *testing.T) {
 // is used as given and cannot be bound twice.
 func TestPingIdentifiers(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	for _, v6 := range []bool{false, true} {
 		dst := addrB4
 		if v6 {
@@ -131,23 +132,23 @@ func TestPingIdentifiers(t *testing.T) {
 		e1, e2 := newPing(t, p, v6), newPing(t, p, v6)
 		to := transport.WriteOptions{To: netip.AddrPortFrom(dst, 0)}
 		_, err := e1.Write([][]byte{echo(v6, 1, []byte("one"))}, to)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		_, err = e2.Write([][]byte{echo(v6, 2, []byte("two"))}, to)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		if e1.LocalAddr().Port() == e2.LocalAddr().Port() {
 			t.Fatalf("both sockets have identifier %d", e1.LocalAddr().Port())
 		}
 		checkReply(t, e1, v6, dst, 1, []byte("one"))
 		checkReply(t, e2, v6, dst, 2, []byte("two"))
-		noRead(t, e1, transport.ReadOptions{}, 50*time.Millisecond)
-		noRead(t, e2, transport.ReadOptions{}, 0)
+		stacktest.NoRead(t, e1, transport.ReadOptions{}, 50*time.Millisecond)
+		stacktest.NoRead(t, e2, transport.ReadOptions{}, 0)
 
 		anyAddr := netip.IPv4Unspecified()
 		if v6 {
 			anyAddr = netip.IPv6Unspecified()
 		}
 		e3 := newPing(t, p, v6)
-		mustNoErr(t, e3.Bind(netip.AddrPortFrom(anyAddr, 0xbeef)))
+		stacktest.NoErr(t, e3.Bind(netip.AddrPortFrom(anyAddr, 0xbeef)))
 		e4 := newPing(t, p, v6)
 		if err := e4.Bind(netip.AddrPortFrom(anyAddr, 0xbeef)); !errors.Is(err, syscall.EADDRINUSE) {
 			t.Errorf("second bind of the identifier: %v, want EADDRINUSE", err)
@@ -156,21 +157,21 @@ func TestPingIdentifiers(t *testing.T) {
 			t.Errorf("rebind: %v, want EINVAL", err)
 		}
 		_, err = e3.Write([][]byte{echo(v6, 7, nil)}, to)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		checkReply(t, e3, v6, dst, 7, nil)
 		if e3.LocalAddr().Port() != 0xbeef {
 			t.Errorf("identifier %#x, want 0xbeef", e3.LocalAddr().Port())
 		}
-		mustNoErr(t, e3.Close())
+		stacktest.NoErr(t, e3.Close())
 	}
 	// A bound address is an address of ours, and replies are matched to it.
 	e := newPing(t, p, false)
 	if err := e.Bind(netip.AddrPortFrom(netip.MustParseAddr("10.99.0.1"), 0)); !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Errorf("bind to a foreign address: %v", err)
 	}
-	mustNoErr(t, e.Bind(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)))
+	stacktest.NoErr(t, e.Bind(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)))
 	_, err := e.Write([][]byte{echo(false, 3, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	checkReply(t, e, false, netip.MustParseAddr("127.0.0.1"), 3, nil)
 	if infos := p.Endpoints(); len(infos) == 0 || infos[0].Proto[:4] != "icmp" {
 		t.Errorf("Endpoints %+v", infos)
@@ -182,7 +183,7 @@ func TestPingIdentifiers(t *testing.T) {
 // is EDESTADDRREQ; a broadcast needs SO_BROADCAST (EACCES).
 func TestPingWriteErrors(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	for _, v6 := range []bool{false, true} {
 		ep := newPing(t, p, v6)
 		dst := addrB4
@@ -210,7 +211,7 @@ func TestPingWriteErrors(t *testing.T) {
 		// Gathered writes are one message.
 		m := echo(v6, 5, []byte("abcdef"))
 		_, err := ep.Write([][]byte{m[:3], m[3:10], m[10:]}, to)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		checkReply(t, ep, v6, dst, 5, []byte("abcdef"))
 	}
 	ep := newPing(t, p, false)
@@ -218,9 +219,9 @@ func TestPingWriteErrors(t *testing.T) {
 	if _, err := ep.Write([][]byte{echo(false, 1, nil)}, bcast); !errors.Is(err, syscall.EACCES) {
 		t.Errorf("broadcast without SO_BROADCAST: %v", err)
 	}
-	mustNoErr(t, ep.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1))
+	stacktest.NoErr(t, ep.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1))
 	_, err := ep.Write([][]byte{echo(false, 1, nil)}, bcast)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	v4 := newPing(t, p, false)
 	if _, err := v4.Write([][]byte{echo(false, 1, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(addrB6, 0)}); !errors.Is(err, syscall.EAFNOSUPPORT) {
 		t.Errorf("IPv6 destination on an IPv4 socket: %v", err)
@@ -230,7 +231,7 @@ func TestPingWriteErrors(t *testing.T) {
 // TestPingGroupRange: the registry serves ping sockets to callers whose
 // group is in the range (EACCES otherwise) and to privileged ones.
 func TestPingGroupRange(t *testing.T) {
-	s := newStack(t, stack.Options{})
+	s := stacktest.NewStack(t, stack.Options{})
 	p := New(s)
 	var r transport.Registry
 	p.Register(&r)
@@ -274,7 +275,7 @@ func TestPingGroupRange(t *testing.T) {
 // readError reads one error queue entry and checks it.
 func readError(t *testing.T, ep transport.Endpoint, typ, code uint8, errno syscall.Errno, offender, dst netip.Addr, seq uint16) {
 	t.Helper()
-	b, res, err := waitRead(t, ep, transport.ReadOptions{ErrQueue: true}, wait)
+	b, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{ErrQueue: true}, wait)
 	if err != nil {
 		t.Fatalf("error queue: %v", err)
 	}
@@ -304,7 +305,7 @@ func readError(t *testing.T, ep transport.Endpoint, typ, code uint8, errno sysca
 // Linux's errno, the router as offender and the quoted request.
 func TestPingErrors(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	for _, tc := range []struct {
 		name       string
 		dst        string
@@ -332,9 +333,9 @@ func TestPingErrors(t *testing.T) {
 
 			// IP_RECVERR: the error queue, and SO_ERROR until it is read.
 			ep := newPing(t, p, v6)
-			mustNoErr(t, ep.SetSockOpt(lvl, opt, 1))
+			stacktest.NoErr(t, ep.SetSockOpt(lvl, opt, 1))
 			_, err := ep.Write([][]byte{echo(v6, 17, []byte("quoted"))}, wo)
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			readError(t, ep, tc.typ, tc.code, tc.errno, tc.offender, dst, 17)
 			if v, _ := ep.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_ERROR); v != syscall.Errno(0) {
 				t.Errorf("SO_ERROR after reading the queue: %v", v)
@@ -343,16 +344,16 @@ func TestPingErrors(t *testing.T) {
 			// Without it an unconnected socket hears nothing.
 			quiet := newPing(t, p, v6)
 			_, err = quiet.Write([][]byte{echo(v6, 18, nil)}, wo)
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 
 			// A connected socket without it sees hard errors only, as
 			// SO_ERROR and from the next read.
 			conn := newPing(t, p, v6)
-			mustNoErr(t, conn.Connect(netip.AddrPortFrom(dst, 0)))
+			stacktest.NoErr(t, conn.Connect(netip.AddrPortFrom(dst, 0)))
 			_, err = conn.Write([][]byte{echo(v6, 19, nil)}, transport.WriteOptions{HasTTL: tc.ttl != 0, TTL: tc.ttl})
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			if tc.hardErrors {
-				_, _, err := waitRead(t, conn, transport.ReadOptions{}, wait)
+				_, _, err := stacktest.ReadWithin(conn, transport.ReadOptions{}, wait)
 				if !errors.Is(err, tc.errno) {
 					t.Errorf("connected read: %v, want %v", err, tc.errno)
 				}
@@ -360,10 +361,10 @@ func TestPingErrors(t *testing.T) {
 					t.Errorf("error still pending after the read reported it")
 				}
 			} else {
-				noRead(t, conn, transport.ReadOptions{}, 100*time.Millisecond)
+				stacktest.NoRead(t, conn, transport.ReadOptions{}, 100*time.Millisecond)
 			}
-			noRead(t, quiet, transport.ReadOptions{}, 0)
-			noRead(t, quiet, transport.ReadOptions{ErrQueue: true}, 0)
+			stacktest.NoRead(t, quiet, transport.ReadOptions{}, 0)
+			stacktest.NoRead(t, quiet, transport.ReadOptions{ErrQueue: true}, 0)
 			if v, _ := quiet.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_ERROR); v != syscall.Errno(0) {
 				t.Errorf("unconnected socket without IP_RECVERR: SO_ERROR %v", v)
 			}
@@ -375,14 +376,14 @@ func TestPingErrors(t *testing.T) {
 // EventErr and wakes a waiter; SO_ERROR holds the errno until read.
 func TestPingErrorReadiness(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	ep := newPing(t, p, false)
-	mustNoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVERR, 1))
+	stacktest.NoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVERR, 1))
 	entry, ch := waiter.NewChannelEntry(waiter.EventIn)
 	ep.Queue().Register(entry)
 	defer ep.Queue().Unregister(entry)
 	_, err := ep.Write([][]byte{echo(false, 1, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(netip.MustParseAddr("10.99.0.9"), 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	select {
 	case <-ch:
 	case <-time.After(wait):
@@ -395,7 +396,7 @@ func TestPingErrorReadiness(t *testing.T) {
 		t.Errorf("SO_ERROR %v, want ENETUNREACH", v)
 	}
 	// The queued entry stays until read; reading clears EventErr.
-	_, res, err := waitRead(t, ep, transport.ReadOptions{ErrQueue: true}, wait)
+	_, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{ErrQueue: true}, wait)
 	if err != nil || res.Control.Err == nil {
 		t.Fatalf("error queue: %v %+v", err, res)
 	}
@@ -408,7 +409,7 @@ func TestPingErrorReadiness(t *testing.T) {
 // (writers, readers, option changes, close) under the race detector; every
 // socket gets replies to its own requests only.
 func TestPingConcurrent(t *testing.T) {
-	s := newStack(t, stack.Options{})
+	s := stacktest.NewStack(t, stack.Options{})
 	p := New(s)
 	lo := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
 	done := make(chan error, 8)
@@ -426,7 +427,7 @@ func TestPingConcurrent(t *testing.T) {
 		go func() {
 			id := uint16(0)
 			for got := 0; got < 50; {
-				b, _, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+				b, _, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, wait)
 				if err != nil {
 					done <- err
 					return
@@ -460,24 +461,24 @@ func TestPingConcurrent(t *testing.T) {
 // the socket bound to the address it was sent to.
 func TestPingDemuxByAddress(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	lo := netip.MustParseAddr("127.0.0.1")
 	e1, e2 := newPing(t, p, false), newPing(t, p, false)
 	for _, e := range []transport.Endpoint{e1, e2} {
-		mustNoErr(t, e.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1))
+		stacktest.NoErr(t, e.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1))
 	}
-	mustNoErr(t, e1.Bind(netip.AddrPortFrom(lo, 0x0505)))
-	mustNoErr(t, e2.Bind(netip.AddrPortFrom(addrA4, 0x0505)))
+	stacktest.NoErr(t, e1.Bind(netip.AddrPortFrom(lo, 0x0505)))
+	stacktest.NoErr(t, e2.Bind(netip.AddrPortFrom(addrA4, 0x0505)))
 	e3 := newPing(t, p, false)
 	if err := e3.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), 0x0505)); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("identifier shared without SO_REUSEADDR: %v", err)
 	}
 	_, err := e2.Write([][]byte{echo(false, 2, []byte("via A"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	checkReply(t, e2, false, addrB4, 2, []byte("via A"))
 	_, err = e1.Write([][]byte{echo(false, 1, []byte("via lo"))}, transport.WriteOptions{To: netip.AddrPortFrom(lo, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	checkReply(t, e1, false, lo, 1, []byte("via lo"))
-	noRead(t, e1, transport.ReadOptions{}, 50*time.Millisecond)
-	noRead(t, e2, transport.ReadOptions{}, 0)
+	stacktest.NoRead(t, e1, transport.ReadOptions{}, 50*time.Millisecond)
+	stacktest.NoRead(t, e2, transport.ReadOptions{}, 0)
 }

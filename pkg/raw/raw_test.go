@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/wire"
@@ -23,7 +24,7 @@ func newRaw(t testing.TB, p *Protocol, v6 bool, proto int) transport.Endpoint {
 		fam = syscall.AF_INET6
 	}
 	ep, err := p.NewEndpoint(fam, proto)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	t.Cleanup(func() { ep.Close() })
 	return ep
 }
@@ -53,7 +54,7 @@ func readUntil(t *testing.T, ep transport.Endpoint, match func([]byte) bool) ([]
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
-		b, res, err := waitRead(t, ep, transport.ReadOptions{}, time.Until(deadline))
+		b, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, time.Until(deadline))
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
@@ -70,7 +71,7 @@ func gotWithin(t *testing.T, ep transport.Endpoint, d time.Duration, match func(
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		b, _, err := waitRead(t, ep, transport.ReadOptions{}, max(time.Until(deadline), 0))
+		b, _, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, max(time.Until(deadline), 0))
 		if err != nil {
 			return false
 		}
@@ -99,7 +100,7 @@ func icmp6Is(typ uint8, id uint16) func([]byte) bool {
 
 // TestRawPrivilege: SOCK_RAW needs privilege (EPERM) and a protocol.
 func TestRawPrivilege(t *testing.T) {
-	s := newStack(t, stack.Options{})
+	s := stacktest.NewStack(t, stack.Options{})
 	p := New(s)
 	var r transport.Registry
 	p.Register(&r)
@@ -133,13 +134,13 @@ func TestRawPrivilege(t *testing.T) {
 // stack computes ICMPv6 checksums (B answers only a correct one).
 func TestRawReceiveICMP(t *testing.T) {
 	l := newLab(t)
-	pa, pb := New(l.a), New(l.b)
+	pa, pb := New(l.A), New(l.B)
 
 	a4, b4 := newRaw(t, pa, false, syscall.IPPROTO_ICMP), newRaw(t, pb, false, syscall.IPPROTO_ICMP)
-	mustNoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_PKTINFO, 1))
-	mustNoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1))
+	stacktest.NoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_PKTINFO, 1))
+	stacktest.NoErr(t, b4.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1))
 	_, err := a4.Write([][]byte{echo4(wire.ICMPv4Echo, 0x77, 1, []byte("raw4"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	req, res := readUntil(t, b4, icmp4Is(wire.ICMPv4Echo, 0x77))
 	h := wire.IPv4(req)
 	if h.Src() != addrA4 || h.Dst() != addrB4 || h.TTL() != 63 || !h.ChecksumValid() || !bytes.HasSuffix(req, []byte("raw4")) {
@@ -157,9 +158,9 @@ func TestRawReceiveICMP(t *testing.T) {
 	}
 
 	a6, b6 := newRaw(t, pa, true, syscall.IPPROTO_ICMPV6), newRaw(t, pb, true, syscall.IPPROTO_ICMPV6)
-	mustNoErr(t, b6.SetSockOpt(syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT, 1))
+	stacktest.NoErr(t, b6.SetSockOpt(syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT, 1))
 	_, err = a6.Write([][]byte{echo6(wire.ICMPv6EchoRequest, 0x66, 2, []byte("raw6"))}, transport.WriteOptions{To: netip.AddrPortFrom(addrB6, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	req, res = readUntil(t, b6, icmp6Is(wire.ICMPv6EchoRequest, 0x66))
 	if !wire.ICMPv6(req).ChecksumValid(addrA6, addrB6) || !bytes.HasSuffix(req, []byte("raw6")) || res.From.Addr() != addrA6 {
 		t.Errorf("B's raw6 socket got %x from %v", req, res.From)
@@ -178,14 +179,14 @@ func TestRawReceiveICMP(t *testing.T) {
 // as [8]uint32 or as the 32 bytes of struct icmp6_filter.
 func TestRawFilters(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	open, filtered := newRaw(t, p, false, syscall.IPPROTO_ICMP), newRaw(t, p, false, syscall.IPPROTO_ICMP)
-	mustNoErr(t, filtered.SetSockOpt(SOL_RAW, ICMP_FILTER, uint32(1<<wire.ICMPv4EchoReply)))
+	stacktest.NoErr(t, filtered.SetSockOpt(SOL_RAW, ICMP_FILTER, uint32(1<<wire.ICMPv4EchoReply)))
 	if v, err := filtered.GetSockOpt(SOL_RAW, ICMP_FILTER); err != nil || v != 1 {
 		t.Errorf("ICMP_FILTER reads %v, %v", v, err)
 	}
 	_, err := open.Write([][]byte{echo4(wire.ICMPv4Echo, 0x55, 1, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	readUntil(t, open, icmp4Is(wire.ICMPv4EchoReply, 0x55))
 	if gotWithin(t, filtered, 100*time.Millisecond, icmp4Is(wire.ICMPv4EchoReply, 0x55)) {
 		t.Errorf("ICMP_FILTER let an echo reply through")
@@ -198,19 +199,19 @@ func TestRawFilters(t *testing.T) {
 	block := newRaw(t, p, true, syscall.IPPROTO_ICMPV6)
 	var f [8]uint32
 	f[wire.ICMPv6EchoReply>>5] |= 1 << (wire.ICMPv6EchoReply & 31) // ICMP6_FILTER_SETBLOCK
-	mustNoErr(t, block.SetSockOpt(syscall.IPPROTO_ICMPV6, ICMP6_FILTER, f))
+	stacktest.NoErr(t, block.SetSockOpt(syscall.IPPROTO_ICMPV6, ICMP6_FILTER, f))
 	only := newRaw(t, p, true, syscall.IPPROTO_ICMPV6)
 	pass := bytes.Repeat([]byte{0xff}, 32) // ICMP6_FILTER_SETBLOCKALL, then SETPASS(129)
 	w := binary.NativeEndian.Uint32(pass[4*(wire.ICMPv6EchoReply>>5):])
 	binary.NativeEndian.PutUint32(pass[4*(wire.ICMPv6EchoReply>>5):], w&^(1<<(wire.ICMPv6EchoReply&31)))
-	mustNoErr(t, only.SetSockOpt(syscall.IPPROTO_ICMPV6, ICMP6_FILTER, pass))
+	stacktest.NoErr(t, only.SetSockOpt(syscall.IPPROTO_ICMPV6, ICMP6_FILTER, pass))
 	if v, _ := block.GetSockOpt(syscall.IPPROTO_ICMPV6, ICMP6_FILTER); v != f {
 		t.Errorf("ICMP6_FILTER reads %v", v)
 	}
 	_, err = only.Write([][]byte{echo6(wire.ICMPv6EchoRequest, 0x56, 1, nil)}, transport.WriteOptions{To: netip.AddrPortFrom(addrB6, 0)})
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	// The pass-only-129 socket's first message is the reply: NDP was blocked.
-	b, _, err := waitRead(t, only, transport.ReadOptions{}, wait)
+	b, _, err := stacktest.ReadWithin(only, transport.ReadOptions{}, wait)
 	if err != nil || !icmp6Is(wire.ICMPv6EchoReply, 0x56)(b) {
 		t.Errorf("pass-129 socket read %x, %v", b, err)
 	}
@@ -228,7 +229,7 @@ func TestRawFilters(t *testing.T) {
 // are refused.
 func TestRawHeaderIncluded(t *testing.T) {
 	l := newLab(t)
-	pa, pr := New(l.a), New(l.r)
+	pa, pr := New(l.A), New(l.R)
 	snd := newRaw(t, pa, false, syscall.IPPROTO_RAW)
 	rcv := newRaw(t, pr, false, 253)
 	payload := []byte("header included")
@@ -256,8 +257,8 @@ func TestRawHeaderIncluded(t *testing.T) {
 	if err != nil || n != len(sent) {
 		t.Fatalf("write: %d, %v", n, err)
 	}
-	got, _, err := waitRead(t, rcv, transport.ReadOptions{}, wait)
-	mustNoErr(t, err)
+	got, _, err := stacktest.ReadWithin(rcv, transport.ReadOptions{}, wait)
+	stacktest.NoErr(t, err)
 	h := wire.IPv4(got)
 	if len(got) != len(sent) || h.TotalLen() != len(sent) || h.ID() == 0 || h.Src() != addrA4 || !h.ChecksumValid() ||
 		!bytes.Equal(got[:2], sent[:2]) || !bytes.Equal(got[6:10], sent[6:10]) || !bytes.Equal(got[16:], sent[16:]) {
@@ -267,10 +268,10 @@ func TestRawHeaderIncluded(t *testing.T) {
 	// A complete header arrives exactly as built, checksum filled.
 	sent = hdr(0x1234, addrA4, 20+len(payload))
 	_, err = snd.Write([][]byte{sent}, to)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	wire.IPv4(sent).UpdateChecksum()
-	got, _, err = waitRead(t, rcv, transport.ReadOptions{}, wait)
-	mustNoErr(t, err)
+	got, _, err = stacktest.ReadWithin(rcv, transport.ReadOptions{}, wait)
+	stacktest.NoErr(t, err)
 	if !bytes.Equal(got, sent) {
 		t.Errorf("received %x\nwant     %x", got, sent)
 	}
@@ -293,12 +294,12 @@ func TestRawHeaderIncluded(t *testing.T) {
 	// IP_HDRINCL on an ICMP socket: the echo goes out as written and R
 	// answers it.
 	icmp := newRaw(t, pa, false, syscall.IPPROTO_ICMP)
-	mustNoErr(t, icmp.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, 1))
+	stacktest.NoErr(t, icmp.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, 1))
 	e := echo4(wire.ICMPv4Echo, 0x99, 1, nil)
 	pkt := hdr(0, netip.Addr{}, 0)[:20]
 	pkt[9] = wire.IPProtoICMP
 	_, err = icmp.Write([][]byte{pkt, e}, to)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	readUntil(t, icmp, icmp4Is(wire.ICMPv4EchoReply, 0x99))
 }
 
@@ -307,30 +308,30 @@ func TestRawHeaderIncluded(t *testing.T) {
 // not settable on ICMPv6 sockets, odd offsets are refused.
 func TestRawIPv6Checksum(t *testing.T) {
 	l := newLab(t)
-	pa, pr := New(l.a), New(l.r)
+	pa, pr := New(l.A), New(l.R)
 	snd, plain := newRaw(t, pa, true, 253), newRaw(t, pa, true, 253)
 	check, anyEp := newRaw(t, pr, true, 253), newRaw(t, pr, true, 253)
 	for _, ep := range []transport.Endpoint{snd, check} {
-		mustNoErr(t, ep.SetSockOpt(syscall.IPPROTO_IPV6, IPV6_CHECKSUM, 2))
+		stacktest.NoErr(t, ep.SetSockOpt(syscall.IPPROTO_IPV6, IPV6_CHECKSUM, 2))
 	}
 	if v, _ := check.GetSockOpt(syscall.IPPROTO_IPV6, IPV6_CHECKSUM); v != 2 {
 		t.Errorf("IPV6_CHECKSUM reads %v", v)
 	}
 	to := transport.WriteOptions{To: netip.AddrPortFrom(addrR6, 0)}
 	_, err := snd.Write([][]byte{[]byte("\x01\x02\x00\x00summed")}, to)
-	mustNoErr(t, err)
+	stacktest.NoErr(t, err)
 	for _, ep := range []transport.Endpoint{check, anyEp} {
-		b, _, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+		b, _, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, wait)
 		if err != nil || wire.Checksum(b, wire.PseudoHeaderChecksum(253, addrA6, addrR6, uint32(len(b)))) != 0xffff {
 			t.Errorf("received %x, %v: checksum not filled in", b, err)
 		}
 	}
 	_, err = plain.Write([][]byte{[]byte("\x01\x02\xde\xadwrong!")}, to)
-	mustNoErr(t, err)
-	if _, _, err := waitRead(t, anyEp, transport.ReadOptions{}, wait); err != nil {
+	stacktest.NoErr(t, err)
+	if _, _, err := stacktest.ReadWithin(anyEp, transport.ReadOptions{}, wait); err != nil {
 		t.Errorf("socket without IPV6_CHECKSUM: %v", err)
 	}
-	noRead(t, check, transport.ReadOptions{}, 50*time.Millisecond)
+	stacktest.NoRead(t, check, transport.ReadOptions{}, 50*time.Millisecond)
 
 	if _, err := snd.Write([][]byte{[]byte("\x01\x02\x03")}, to); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("checksum offset beyond the data: %v", err)
@@ -348,24 +349,24 @@ func TestRawIPv6Checksum(t *testing.T) {
 // and, when connected, from its peer.
 func TestRawBindConnect(t *testing.T) {
 	l := newLab(t)
-	pa, pb := New(l.a), New(l.b)
+	pa, pb := New(l.A), New(l.B)
 	toA, toR := newRaw(t, pb, false, 253), newRaw(t, pb, false, 253)
-	mustNoErr(t, toA.Connect(netip.AddrPortFrom(addrA4, 0)))
-	mustNoErr(t, toR.Connect(netip.AddrPortFrom(addrR4, 0)))
+	stacktest.NoErr(t, toA.Connect(netip.AddrPortFrom(addrA4, 0)))
+	stacktest.NoErr(t, toR.Connect(netip.AddrPortFrom(addrR4, 0)))
 	lo := newRaw(t, pb, false, 253)
-	mustNoErr(t, lo.Bind(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)))
+	stacktest.NoErr(t, lo.Bind(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)))
 	if err := lo.Bind(netip.AddrPortFrom(addrA4, 0)); !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Errorf("bind to a foreign address: %v", err)
 	}
 	snd := newRaw(t, pa, false, 253)
 	_, err := snd.Write([][]byte{[]byte("to B")}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
-	b, _, err := waitRead(t, toA, transport.ReadOptions{}, wait)
+	stacktest.NoErr(t, err)
+	b, _, err := stacktest.ReadWithin(toA, transport.ReadOptions{}, wait)
 	if err != nil || !bytes.HasSuffix(b, []byte("to B")) {
 		t.Errorf("connected to A: %x, %v", b, err)
 	}
-	noRead(t, toR, transport.ReadOptions{}, 50*time.Millisecond)
-	noRead(t, lo, transport.ReadOptions{}, 0)
+	stacktest.NoRead(t, toR, transport.ReadOptions{}, 50*time.Millisecond)
+	stacktest.NoRead(t, lo, transport.ReadOptions{}, 0)
 	if ra, err := toA.RemoteAddr(); err != nil || ra.Addr() != addrA4 || toA.LocalAddr().Addr() != addrB4 {
 		t.Errorf("connected: remote %v %v local %v", ra, err, toA.LocalAddr())
 	}
@@ -380,7 +381,7 @@ func TestRawBindConnect(t *testing.T) {
 // (raw_err, rawv6_err).
 func TestRawErrors(t *testing.T) {
 	l := newLab(t)
-	p := New(l.a)
+	p := New(l.A)
 	type tc struct {
 		name      string
 		v6        bool
@@ -410,10 +411,10 @@ func TestRawErrors(t *testing.T) {
 			}
 			wo := transport.WriteOptions{To: netip.AddrPortFrom(c.dst, 0), HasTTL: c.ttl != 0, TTL: c.ttl}
 			ep := newRaw(t, p, c.v6, c.proto)
-			mustNoErr(t, ep.SetSockOpt(lvl, opt, 1))
+			stacktest.NoErr(t, ep.SetSockOpt(lvl, opt, 1))
 			_, err := ep.Write([][]byte{c.msg}, wo)
-			mustNoErr(t, err)
-			b, res, err := waitRead(t, ep, transport.ReadOptions{ErrQueue: true}, wait)
+			stacktest.NoErr(t, err)
+			b, res, err := stacktest.ReadWithin(ep, transport.ReadOptions{ErrQueue: true}, wait)
 			if err != nil {
 				t.Fatalf("error queue: %v", err)
 			}
@@ -428,9 +429,9 @@ func TestRawErrors(t *testing.T) {
 			}
 
 			conn := newRaw(t, p, c.v6, c.proto)
-			mustNoErr(t, conn.Connect(netip.AddrPortFrom(c.dst, 0)))
+			stacktest.NoErr(t, conn.Connect(netip.AddrPortFrom(c.dst, 0)))
 			_, err = conn.Write([][]byte{c.msg}, transport.WriteOptions{HasTTL: c.ttl != 0, TTL: c.ttl})
-			mustNoErr(t, err)
+			stacktest.NoErr(t, err)
 			if c.fatal {
 				deadline := time.Now().Add(wait)
 				for time.Now().Before(deadline) {
@@ -456,15 +457,15 @@ func TestRawErrors(t *testing.T) {
 	// (Errors go by the quoted protocol, as raw_icmp_error: an
 	// IPPROTO_RAW socket would hear none.)
 	ep := newRaw(t, p, false, 253)
-	mustNoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, 1))
-	mustNoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVERR, 1))
+	stacktest.NoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, 1))
+	stacktest.NoErr(t, ep.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_RECVERR, 1))
 	pkt := make([]byte, 28)
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, 253
 	d := addrB4.As4()
 	copy(pkt[16:], d[:])
 	_, err := ep.Write([][]byte{pkt}, transport.WriteOptions{To: netip.AddrPortFrom(addrB4, 0)})
-	mustNoErr(t, err)
-	b, _, err := waitRead(t, ep, transport.ReadOptions{ErrQueue: true}, wait)
+	stacktest.NoErr(t, err)
+	b, _, err := stacktest.ReadWithin(ep, transport.ReadOptions{ErrQueue: true}, wait)
 	if err != nil || len(b) != 28 || b[0] != 0x45 || b[9] != 253 || wire.IPv4(b).Src() != addrA4 {
 		t.Errorf("IP_HDRINCL error payload %x, %v", b, err)
 	}
@@ -473,14 +474,14 @@ func TestRawErrors(t *testing.T) {
 // TestRawReceiveQueueBound: a flood beyond SO_RCVBUF is dropped and
 // counted, not queued without bound.
 func TestRawReceiveQueueBound(t *testing.T) {
-	s := newStack(t, stack.Options{})
+	s := stacktest.NewStack(t, stack.Options{})
 	p := New(s)
 	rcv, snd := newRaw(t, p, false, 253), newRaw(t, p, false, 253)
-	mustNoErr(t, rcv.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096))
+	stacktest.NoErr(t, rcv.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096))
 	lo := transport.WriteOptions{To: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)}
 	for range 100 {
 		_, err := snd.Write([][]byte{make([]byte, 1000)}, lo)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 	}
 	deadline := time.Now().Add(wait)
 	for rcv.Info().Drops == 0 && time.Now().Before(deadline) {
@@ -497,7 +498,7 @@ func TestRawReceiveQueueBound(t *testing.T) {
 // with and without IP_HDRINCL, as Linux's ip_mc_output does.
 func TestRawBroadcastLoop(t *testing.T) {
 	l := newLab(t)
-	pa, pr := New(l.a), New(l.r)
+	pa, pr := New(l.A), New(l.R)
 	own, peer := newRaw(t, pa, false, 253), newRaw(t, pr, false, 253)
 	bcast := netip.MustParseAddr("10.82.1.255")
 	to := transport.WriteOptions{To: netip.AddrPortFrom(bcast, 0)}
@@ -505,21 +506,21 @@ func TestRawBroadcastLoop(t *testing.T) {
 	if _, err := snd.Write([][]byte{[]byte("bcast")}, to); !errors.Is(err, syscall.EACCES) {
 		t.Errorf("broadcast without SO_BROADCAST: %v", err)
 	}
-	mustNoErr(t, snd.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1))
+	stacktest.NoErr(t, snd.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1))
 	hdr := make([]byte, 20, 30)
 	hdr[0], hdr[8], hdr[9] = 0x45, 1, 253
 	b4 := bcast.As4()
 	copy(hdr[16:], b4[:])
 	for _, hdrincl := range []int{0, 1} {
-		mustNoErr(t, snd.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, hdrincl))
+		stacktest.NoErr(t, snd.SetSockOpt(syscall.IPPROTO_IP, syscall.IP_HDRINCL, hdrincl))
 		msg := []byte("bcast")
 		if hdrincl == 1 {
 			msg = append(hdr, "bcast"...)
 		}
 		_, err := snd.Write([][]byte{msg}, to)
-		mustNoErr(t, err)
+		stacktest.NoErr(t, err)
 		for _, ep := range []transport.Endpoint{own, peer} {
-			b, _, err := waitRead(t, ep, transport.ReadOptions{}, wait)
+			b, _, err := stacktest.ReadWithin(ep, transport.ReadOptions{}, wait)
 			if err != nil || wire.IPv4(b).Dst() != bcast || !bytes.HasSuffix(b, []byte("bcast")) {
 				t.Errorf("IP_HDRINCL %d: got %x, %v", hdrincl, b, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -121,7 +122,7 @@ func TestICMPErrorConversion(t *testing.T) {
 // RFC 3493 §5.2); unicast with IP_TTL's 64 default.
 func TestMulticastTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := newNet(t, 13)
+		nw := stacktest.NewNetwork(t, 13)
 		a := newHost(t, nw, "10.0.0.1/24", "2001:db8::1/64")
 		sn := newSniffer(t, nw)
 		ttls := func(v6 bool) []uint8 {
@@ -205,7 +206,7 @@ func TestConcurrentUse(t *testing.T) {
 	for time.Now().Before(deadline) {
 		res, err := rx.Read([][]byte{buf}, transport.ReadOptions{})
 		if err != nil {
-			wait(rx, waiter.EventIn, 10*time.Millisecond)
+			stacktest.Wait(rx, waiter.EventIn, 10*time.Millisecond)
 			continue
 		}
 		var n int

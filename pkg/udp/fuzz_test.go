@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
@@ -27,18 +28,10 @@ type fuzzRig struct {
 }
 
 func newFuzzRig(t testing.TB) *fuzzRig {
-	s := stack.New(stack.Options{Seed: 1})
-	t.Cleanup(func() { s.Close() })
+	s := stacktest.NewStack(t, stack.Options{Seed: 1})
 	ep := &sinkEndpoint{}
 	ep.Init("sink", 1500, wire.MAC{2, 0, 0, 0, 0, 1}, 0)
-	n, err := s.AddNIC(ep, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"10.0.0.2/24", "2001:db8::2/64"} {
-		n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)})
-	}
-	n.SetUp(true)
+	n := stacktest.AddNIC(t, s, ep, "10.0.0.2/24", "2001:db8::2/64")
 	r := &fuzzRig{s: s, nic: n, p: New(s)}
 	mk := func(fam int, addr netip.AddrPort, setup func(transport.Endpoint)) {
 		e, err := r.p.NewEndpoint(fam)

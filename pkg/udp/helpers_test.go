@@ -1,18 +1,17 @@
 package udp
 
 import (
-	"errors"
 	"net/netip"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/link/emu"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
-	"github.com/stackbox/stackbox/pkg/waiter"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
@@ -26,29 +25,12 @@ type host struct {
 	port *emu.Port
 }
 
-func newNet(t testing.TB, seed uint64) *emu.Network {
-	t.Helper()
-	nw := emu.NewNetwork(seed)
-	t.Cleanup(func() { nw.Close() })
-	return nw
-}
-
 // newHost makes a stack with UDP and one up NIC on nw with addrs.
 func newHost(t testing.TB, nw *emu.Network, addrs ...string) *host {
 	t.Helper()
-	s := stack.New(stack.Options{})
-	t.Cleanup(func() { s.Close() })
+	s := stacktest.NewStack(t, stack.Options{})
 	port := nw.NewPort(emu.PortConfig{})
-	n, err := s.AddNIC(port, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n.SetUp(true)
+	n := stacktest.AddNIC(t, s, port, addrs...)
 	return &host{s: s, nic: n, udp: New(s), port: port}
 }
 
@@ -56,7 +38,7 @@ func newHost(t testing.TB, nw *emu.Network, addrs ...string) *host {
 // b at 10.0.0.2 and 2001:db8::2.
 func pair(t testing.TB) (a, b *host) {
 	t.Helper()
-	nw := newNet(t, 7)
+	nw := stacktest.NewNetwork(t, 7)
 	return newHost(t, nw, "10.0.0.1/24", "2001:db8::1/64"), newHost(t, nw, "10.0.0.2/24", "2001:db8::2/64")
 }
 
@@ -111,43 +93,11 @@ func send(t testing.TB, ep transport.Endpoint, to netip.AddrPort, data string) {
 	}
 }
 
-// wait blocks until ep reports one of mask or d passes (fake time inside
-// a synctest bubble), registering before checking so no wakeup is lost.
-func wait(ep transport.Endpoint, mask waiter.EventMask, d time.Duration) bool {
-	e, ch := waiter.NewChannelEntry(mask)
-	ep.Queue().Register(e)
-	defer ep.Queue().Unregister(e)
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		if ep.Readiness(mask)&waiter.Normalize(mask) != 0 {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return ep.Readiness(mask)&waiter.Normalize(mask) != 0
-		}
-	}
-}
-
-// recv waits up to 2 s for a datagram and returns it.
+// recv waits up to 2 s (fake time inside a synctest bubble) for a
+// datagram and returns it.
 func recv(t testing.TB, ep transport.Endpoint) (string, transport.ReadResult) {
 	t.Helper()
-	buf := make([]byte, 70000)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		res, err := ep.Read([][]byte{buf}, transport.ReadOptions{})
-		if err == nil {
-			return string(buf[:res.N]), res
-		}
-		if !errors.Is(err, syscall.EAGAIN) {
-			t.Fatalf("read: %v", err)
-		}
-		if !time.Now().Before(deadline) || !wait(ep, waiter.EventIn, time.Until(deadline)) {
-			t.Fatalf("no datagram within 2s")
-		}
-	}
+	return stacktest.Recv(t, ep, 2*time.Second)
 }
 
 // none fails if a datagram is queued (call after synctest.Wait or a pause).

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -47,18 +48,8 @@ func newUDPLab(t *testing.T) *udpLab {
 	l.MustIP(t, "-6", "addr", "add", "fd79::1/64", "dev", tp.Dev, "nodad")
 	// The kernel sends multicast out of the tap (its only link).
 	l.MustIP(t, "route", "add", "224.0.0.0/4", "dev", tp.Dev)
-	s := stack.New(stack.Options{})
-	t.Cleanup(func() { s.Close() })
-	n, err := s.AddNIC(tp.Endpoint, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"10.79.0.2/24", "fd79::2/64"} {
-		if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n.SetUp(true)
+	s := stacktest.NewStack(t, stack.Options{})
+	n := stacktest.AddNIC(t, s, tp.Endpoint, "10.79.0.2/24", "fd79::2/64")
 	return &udpLab{l: l, tp: tp, s: s, n: n, udp: New(s)}
 }
 
@@ -119,7 +110,7 @@ func echoServer(t *testing.T, ep transport.Endpoint) {
 				return
 			default:
 			}
-			wait(ep, waiter.EventIn, 100*time.Millisecond)
+			stacktest.Wait(ep, waiter.EventIn, 100*time.Millisecond)
 		}
 	}()
 }
@@ -152,7 +143,7 @@ func TestKernelUDPEcho(t *testing.T) {
 			for _, size := range []int{5, 4000} {
 				msg := string(make([]byte, size))
 				send(t, cli, netip.AddrPortFrom(tc.kern, 7007), msg)
-				got, res := recvWithin(t, cli, 5*time.Second)
+				got, res := stacktest.Recv(t, cli, 5*time.Second)
 				if got != msg || res.From != netip.AddrPortFrom(tc.kern, 7007) {
 					t.Fatalf("%d bytes: echo of %d bytes from %v", size, len(got), res.From)
 				}
@@ -176,25 +167,6 @@ func TestKernelUDPEcho(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// recvWithin is recv with a longer wait (real time, real kernel).
-func recvWithin(t *testing.T, ep transport.Endpoint, d time.Duration) (string, transport.ReadResult) {
-	t.Helper()
-	buf := make([]byte, 70000)
-	deadline := time.Now().Add(d)
-	for {
-		res, err := ep.Read([][]byte{buf}, transport.ReadOptions{})
-		if err == nil {
-			return string(buf[:res.N]), res
-		}
-		if !errors.Is(err, syscall.EAGAIN) {
-			t.Fatalf("read: %v", err)
-		}
-		if !time.Now().Before(deadline) || !wait(ep, waiter.EventIn, time.Until(deadline)) {
-			t.Fatalf("no datagram within %v", d)
-		}
 	}
 }
 
@@ -345,7 +317,7 @@ func TestKernelUDPMulticast(t *testing.T) {
 			if _, err := kt.Write([]byte("to our group")); err != nil {
 				t.Fatal(err)
 			}
-			if got, res := recvWithin(t, rx, 5*time.Second); got != "to our group" || !res.From.Addr().Unmap().IsValid() {
+			if got, res := stacktest.Recv(t, rx, 5*time.Second); got != "to our group" || !res.From.Addr().Unmap().IsValid() {
 				t.Fatalf("we got %q from %v", got, res.From)
 			}
 		})
@@ -379,7 +351,7 @@ func TestKernelUDPPortUnreachable(t *testing.T) {
 				t.Fatal(err)
 			}
 			send(t, ep, netip.AddrPort{}, "closed")
-			if !wait(ep, waiter.EventErr, 5*time.Second) {
+			if !stacktest.Wait(ep, waiter.EventErr, 5*time.Second) {
 				t.Fatal("no error from the kernel's port unreachable")
 			}
 			if _, err := ep.Read([][]byte{make([]byte, 10)}, transport.ReadOptions{}); !errors.Is(err, syscall.ECONNREFUSED) {

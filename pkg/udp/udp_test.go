@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stackbox/stackbox/internal/stacktest"
 	"github.com/stackbox/stackbox/pkg/ports"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -64,7 +65,7 @@ func TestEcho(t *testing.T) {
 // order).
 func TestDemuxPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := newNet(t, 3)
+		nw := stacktest.NewNetwork(t, 3)
 		a := newHost(t, nw, "10.0.0.1/24")
 		b := newHost(t, nw, "10.0.0.2/24", "10.0.0.3/24")
 		ra := [2]int{syscall.SO_REUSEADDR, 1}
@@ -324,7 +325,7 @@ func TestBroadcast(t *testing.T) {
 // arrive; dropping leaves (a leave / done) and they stop.
 func TestMulticastJoinLeave(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := newNet(t, 11)
+		nw := stacktest.NewNetwork(t, 11)
 		a := newHost(t, nw, "10.0.0.1/24", "2001:db8::1/64")
 		b := newHost(t, nw, "10.0.0.2/24", "2001:db8::2/64")
 		sn := newSniffer(t, nw)
@@ -500,7 +501,7 @@ func TestChecksums(t *testing.T) {
 // computes to 0 goes as 0xffff (RFC 768).
 func TestChecksumOnSend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := newNet(t, 5)
+		nw := stacktest.NewNetwork(t, 5)
 		a := newHost(t, nw, "10.0.0.1/24", "2001:db8::1/64")
 		newHost(t, nw, "10.0.0.2/24", "2001:db8::2/64")
 		sn := newSniffer(t, nw)
@@ -574,7 +575,7 @@ func TestPortUnreachable(t *testing.T) {
 				t.Fatal(err)
 			}
 			send(t, conn, netip.AddrPort{}, "anyone?")
-			if !wait(conn, waiter.EventErr, 2*time.Second) {
+			if !stacktest.Wait(conn, waiter.EventErr, 2*time.Second) {
 				t.Fatal("no EventErr")
 			}
 			if _, err := conn.Read([][]byte{make([]byte, 10)}, transport.ReadOptions{}); !errors.Is(err, syscall.ECONNREFUSED) {
@@ -587,7 +588,7 @@ func TestPortUnreachable(t *testing.T) {
 				t.Fatal("EventErr after the error was read")
 			}
 			send(t, conn, netip.AddrPort{}, "again")
-			wait(conn, waiter.EventErr, 2*time.Second)
+			stacktest.Wait(conn, waiter.EventErr, 2*time.Second)
 			if _, err := conn.Write([][]byte{[]byte("x")}, transport.WriteOptions{}); !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Fatalf("write after error: %v, want ECONNREFUSED", err)
 			}
@@ -605,7 +606,7 @@ func TestPortUnreachable(t *testing.T) {
 			setOpt(t, re, tc.level, tc.opt, 1)
 			time.Sleep(time.Second) // ICMP rate limit
 			send(t, re, ap(tc.peer, 9), "payload")
-			if !wait(re, waiter.EventErr, 2*time.Second) {
+			if !stacktest.Wait(re, waiter.EventErr, 2*time.Second) {
 				t.Fatal("no EventErr with IP_RECVERR")
 			}
 			buf := make([]byte, 100)
@@ -681,7 +682,7 @@ func TestTruncateAndPeek(t *testing.T) {
 		rx := b.bound(t, syscall.AF_INET, ap(netip.Addr{}, 6800))
 		tx := a.open(t, syscall.AF_INET)
 		send(t, tx, ap(addrB4, 6800), "0123456789abcdef")
-		wait(rx, waiter.EventIn, 2*time.Second)
+		stacktest.Wait(rx, waiter.EventIn, 2*time.Second)
 		small := make([]byte, 4)
 		res, err := rx.Read([][]byte{small}, transport.ReadOptions{Peek: true})
 		if err != nil || res.N != 4 || !res.Truncated || string(small) != "0123" {
@@ -704,7 +705,7 @@ func TestTruncateAndPeek(t *testing.T) {
 		}
 		// A truncating read consumes the datagram.
 		send(t, tx, ap(addrB4, 6800), "long datagram")
-		wait(rx, waiter.EventIn, 2*time.Second)
+		stacktest.Wait(rx, waiter.EventIn, 2*time.Second)
 		if res, _ := rx.Read([][]byte{small}, transport.ReadOptions{}); !res.Truncated {
 			t.Fatal("not truncated")
 		}
@@ -812,7 +813,7 @@ func TestShutdown(t *testing.T) {
 		ep := a.bound(t, syscall.AF_INET, ap(netip.Addr{}, 7100))
 		done := make(chan struct{})
 		go func() { // a blocked reader is woken
-			wait(ep, waiter.EventIn, time.Hour)
+			stacktest.Wait(ep, waiter.EventIn, time.Hour)
 			close(done)
 		}()
 		synctest.Wait()
@@ -850,7 +851,7 @@ func TestClose(t *testing.T) {
 		ep := b.bound(t, syscall.AF_INET, ap(netip.Addr{}, 7200))
 		setOpt(t, ep, syscall.IPPROTO_IP, syscall.IP_ADD_MEMBERSHIP, transport.Membership{Group: g})
 		send(t, a.open(t, syscall.AF_INET), ap(addrB4, 7200), "queued")
-		wait(ep, waiter.EventIn, 2*time.Second)
+		stacktest.Wait(ep, waiter.EventIn, 2*time.Second)
 		if !b.nic.InGroup(g) || len(b.udp.Endpoints()) != 1 {
 			t.Fatal("setup")
 		}
@@ -1029,7 +1030,7 @@ func BenchmarkLookup10000(b *testing.B) {
 // one datagram, and a foreign one is EADDRNOTAVAIL.
 func TestRegistryAndSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := newNet(t, 17)
+		nw := stacktest.NewNetwork(t, 17)
 		a := newHost(t, nw, "10.0.0.1/24", "10.0.0.11/24")
 		b := newHost(t, nw, "10.0.0.2/24")
 		var reg transport.Registry
