@@ -1,0 +1,62 @@
+package tcp
+
+// ring is a byte ring that grows on demand up to a limit: the send buffer
+// (bytes from SND.UNA on, so it is the retransmission queue) and the
+// receive buffer (unread in-order bytes, then out-of-order bytes at their
+// offset from RCV.NXT). Memory is allocated as data arrives, not at
+// connection setup, so an idle connection holds none.
+type ring struct {
+	b    []byte
+	head int // index of the byte at offset 0
+	n    int // bytes held from offset 0 (the readable or queued part)
+}
+
+const ringMinAlloc = 4096
+
+// ensure makes room for offsets below size (size ≤ the caller's limit).
+func (r *ring) ensure(size int) {
+	if size <= len(r.b) {
+		return
+	}
+	c := max(len(r.b), ringMinAlloc)
+	for c < size {
+		c *= 2
+	}
+	nb := make([]byte, c)
+	// Unwrap: everything that may hold data (the whole old ring, since
+	// out-of-order bytes may sit past n) moves to offset order.
+	if len(r.b) > 0 {
+		k := copy(nb, r.b[r.head:])
+		copy(nb[k:], r.b[:r.head])
+	}
+	r.b, r.head = nb, 0
+}
+
+// put copies p to offsets off… (which must be below len(r.b)).
+func (r *ring) put(off int, p []byte) {
+	i := (r.head + off) % len(r.b)
+	k := copy(r.b[i:], p)
+	copy(r.b, p[k:])
+}
+
+// get copies len(p) bytes from offset off into p.
+func (r *ring) get(off int, p []byte) {
+	i := (r.head + off) % len(r.b)
+	k := copy(p, r.b[i:])
+	copy(p[k:], r.b[:len(p)-k])
+}
+
+// consume drops k bytes from the front.
+func (r *ring) consume(k int) {
+	r.n -= k
+	if len(r.b) > 0 {
+		r.head = (r.head + k) % len(r.b)
+	}
+}
+
+// release gives the memory back when nothing is held.
+func (r *ring) release() {
+	if r.n == 0 {
+		r.b, r.head = nil, 0
+	}
+}

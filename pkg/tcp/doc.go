@@ -1,0 +1,38 @@
+// Package tcp is the Transmission Control Protocol (RFC 9293) on a
+// stack.Stack: the transport handler the stack hands TCP segments and
+// ICMP errors to, the demultiplexing of segments to connections and
+// listeners, and the endpoints (transport.Endpoint) with their state
+// machine, buffers and timers.
+//
+// It owns: the connection table (exact 4-tuple by hash, then listeners by
+// bound address, then by wildcard), port reservations and ephemeral ports
+// through pkg/ports (a connect checks its 4-tuple for uniqueness), resets
+// for segments that reach no socket (RFC 9293 §3.10.7.1), checksums, the
+// eleven states of RFC 9293 §3.3.2 with the RFC 5961 defences (challenge
+// ACKs for in-window RSTs and SYNs, ACK acceptability), listen backlogs
+// (a SYN queue and an accept queue), the send buffer that is also the
+// retransmission queue, the receive buffer that holds out-of-order data at
+// its offset (holes tracked by pkg/tcp/ranges, SACK blocks reported from
+// it), window scaling and timestamps (RFC 7323), SACK-permitted
+// negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
+// ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
+// retransmit and NewReno recovery (RFC 5681, RFC 6582), zero-window
+// probes, keep-alive, and the Linux "Tcp:" counters of /proc/net/snmp.
+//
+// Lock order: endpoint.mu → Protocol.mu (the tables) → the ports
+// manager's lock and the stack's locks (route lookups). A listener's mu
+// comes before its children's: a child that becomes established takes
+// its own mu, releases it, then takes the listener's to join the accept
+// queue, never the other way round while holding both. Protocol.epsMu
+// (every endpoint, for netstat) is a leaf. waiter.Queue.Notify is
+// called with no lock held, and so is stack.WritePacket: segments built
+// under endpoint.mu are queued on the endpoint and written by whichever
+// goroutine holds the endpoint's "flushing" role, so segments leave in
+// the order they were built and a segment looped back to this endpoint
+// finds its lock free. The packet path takes an endpoint's mu only for
+// the bounded work of one segment; the application holds it only to copy
+// between its buffers and the endpoint's (at most SO_SNDBUF/SO_RCVBUF).
+//
+// Timers are time.AfterFunc timers (so testing/synctest drives them in
+// fake time); their callbacks take the endpoint's mu like the packet path.
+package tcp

@@ -1,0 +1,645 @@
+package tcp
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
+	"github.com/stackbox/stackbox/pkg/waiter"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// segment is a received segment's fields.
+type segment struct {
+	seq, ack seqnum.Value
+	flags    wire.TCPFlags
+	wnd      uint16
+	opts     wire.TCPOptions
+	payload  []byte
+}
+
+func parseSegment(t wire.TCP) segment {
+	s := segment{seq: seqnum.Value(t.Seq()), ack: seqnum.Value(t.Ack()), flags: t.Flags(), wnd: t.Window(), payload: t.Payload()}
+	s.opts, _ = t.Options() // the options before a malformed one still count (as Linux)
+	return s
+}
+
+func (s *segment) has(f wire.TCPFlags) bool { return s.flags&f != 0 }
+
+// segLen is SEG.LEN: the payload plus SYN and FIN.
+func (s *segment) segLen() seqnum.Size {
+	n := seqnum.Size(len(s.payload))
+	if s.has(wire.TCPFlagSYN) {
+		n++
+	}
+	if s.has(wire.TCPFlagFIN) {
+		n++
+	}
+	return n
+}
+
+// handleSegment runs one segment through the state machine (RFC 9293
+// §3.10.7).
+func (e *endpoint) handleSegment(seg *segment, local, remote netip.AddrPort, nic int) {
+	e.mu.Lock()
+	switch e.state {
+	case StateListen:
+		if e.local.Port() != local.Port() {
+			e.mu.Unlock()
+			e.p.respondReset(seg, local, remote, nic)
+			return
+		}
+		e.listenInput(seg, local, remote, nic)
+		return
+	case StateClosed:
+		e.mu.Unlock()
+		e.p.respondReset(seg, local, remote, nic)
+		return
+	case StateSynSent:
+		e.synSentInput(seg)
+	default:
+		e.connInput(seg)
+	}
+	e.unlock()
+}
+
+// listenInput handles a segment for a listener (RFC 9293 §3.10.7.2): a
+// SYN makes a child in SYN_RECV if the queues have room; an ACK is
+// answered with a reset; anything else is dropped. It unlocks e.
+func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic int) {
+	switch {
+	case seg.has(wire.TCPFlagRST):
+		e.mu.Unlock()
+		return
+	case seg.has(wire.TCPFlagACK):
+		e.mu.Unlock()
+		e.p.respondReset(seg, local, remote, nic)
+		return
+	case !seg.has(wire.TCPFlagSYN):
+		e.mu.Unlock()
+		return
+	}
+	// Linux drops a SYN when the accept queue is full (and, without SYN
+	// cookies, when the SYN queue is): the client retransmits.
+	if len(e.acceptQ) > e.backlog || e.synQ >= min(maxSynQueue, max(e.backlog, 8)) {
+		e.mu.Unlock()
+		return
+	}
+	c := &endpoint{p: e.p, family: e.family, uid: e.uid, priv: e.priv, state: StateClosed, opts: e.opts, parent: e}
+	c.initConn()
+	c.device.Store(e.device.Load())
+	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
+	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
+	c.rcvShift = e.rcvShift
+	e.synQ++
+	e.mu.Unlock()
+
+	c.mu.Lock()
+	c.local, c.remote = local, remote
+	r, err := c.p.s.FindRoute(nic, local.Addr(), remote.Addr())
+	if err != nil {
+		c.mu.Unlock()
+		e.dropChild(c)
+		return
+	}
+	c.route, c.routeGen, c.routeValid = r, c.p.s.RouteGeneration(), true
+	c.p.mu.Lock()
+	if _, busy := c.p.conns[fourTuple{local, remote}]; busy {
+		c.p.mu.Unlock()
+		c.mu.Unlock()
+		e.dropChild(c)
+		return
+	}
+	c.p.conns[fourTuple{local, remote}] = c
+	c.hashed = true
+	c.p.mu.Unlock()
+	c.p.track(c)
+	now := time.Now()
+	c.iss = c.p.isn(local, remote, now)
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.tsOffset = c.p.tsOffset(local, remote, now)
+	c.acceptSynLocked(seg)
+	c.setState(StateSynRcvd)
+	c.p.stats.PassiveOpens.Add(1)
+	c.sendSynLocked(true)
+	c.armRTOLocked()
+	c.unlock()
+}
+
+// acceptSynLocked takes the peer's sequence number and options from its
+// SYN (RFC 9293 §3.10.7.2/3; RFC 7323 §2.2, §3.2; RFC 2018 §2).
+func (e *endpoint) acceptSynLocked(seg *segment) {
+	e.irs = seg.seq
+	e.rcvNxt = seg.seq + 1
+	e.rcvAdv = e.rcvNxt
+	e.ooo.Init(e.rcvNxt, 0)
+	e.sackRep.Reset()
+	o := &seg.opts
+	e.peerMSS = defaultMSS(e.remote.Addr())
+	if o.HasMSS && o.MSS > 0 {
+		e.peerMSS = int(o.MSS)
+	}
+	e.wsOK = o.HasWindowScale
+	if e.wsOK {
+		e.sndShift = o.WindowShift()
+	} else {
+		e.sndShift, e.rcvShift = 0, 0
+	}
+	e.sackOK = o.SACKPermitted
+	e.tsOK = o.HasTimestamps
+	if e.tsOK {
+		e.tsRecent = o.TSVal
+	}
+	e.sndWnd = int(seg.wnd) // never scaled in a SYN (RFC 7323 §2.2)
+	e.maxSndWnd = e.sndWnd
+	e.sndWl1 = seg.seq
+	e.lastRecv = time.Now()
+	e.updateMSSLocked()
+}
+
+// defaultMSS is what to assume without an MSS option (RFC 9293 §3.7.1;
+// RFC 8200 §5 for IPv6).
+func defaultMSS(a netip.Addr) int {
+	if a.Is4() {
+		return 536
+	}
+	return 1220
+}
+
+// synSentInput is RFC 9293 §3.10.7.3.
+func (e *endpoint) synSentInput(seg *segment) {
+	if seg.has(wire.TCPFlagACK) {
+		if seg.ack.LessThanEq(e.iss) || e.sndNxt.LessThan(seg.ack) {
+			if !seg.has(wire.TCPFlagRST) {
+				e.sendRawResetLocked(seg.ack)
+			}
+			return
+		}
+	}
+	if seg.has(wire.TCPFlagRST) {
+		if seg.has(wire.TCPFlagACK) {
+			e.failLocked(syscall.ECONNREFUSED)
+		}
+		return
+	}
+	if !seg.has(wire.TCPFlagSYN) {
+		return
+	}
+	e.acceptSynLocked(seg)
+	if seg.has(wire.TCPFlagACK) {
+		e.sndUna = seg.ack
+		e.rtt.ResetBackoff()
+		e.retries = 0
+		if e.tsOK && seg.opts.TSEcr != 0 {
+			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+		} else if e.rttTiming {
+			e.rtt.Sample(time.Since(e.rttStart))
+		}
+		e.rttTiming = false
+		e.rtoT.stop()
+		e.establishLocked()
+		e.sendAckLocked()
+		return
+	}
+	// Simultaneous open (RFC 9293 §3.5, figure 8): SYN_RECV, SYN-ACK.
+	e.setState(StateSynRcvd)
+	e.sendSynLocked(true)
+	e.armRTOLocked()
+}
+
+// establishLocked enters ESTABLISHED.
+func (e *endpoint) establishLocked() {
+	e.setState(StateEstablished)
+	e.connected = true
+	e.initCongestionLocked()
+	e.armKeepaliveLocked()
+	e.pending |= waiter.EventOut | waiter.EventWrNorm
+}
+
+// failLocked ends a connection with an error for the application.
+func (e *endpoint) failLocked(err syscall.Errno) {
+	switch e.state {
+	case StateSynSent, StateSynRcvd:
+		e.p.stats.AttemptFails.Add(1)
+	case StateEstablished, StateCloseWait:
+		if err == syscall.ECONNRESET {
+			e.p.stats.EstabResets.Add(1)
+		}
+	}
+	if !e.appClosed {
+		e.soErr = err
+	}
+	e.closeLocked()
+}
+
+// acceptable is the segment acceptability test of RFC 9293 §3.10.7.4.
+func (e *endpoint) acceptable(seg *segment) bool {
+	wnd := seqnum.Size(e.rcvAdv - e.rcvNxt)
+	if e.rcvAdv.LessThan(e.rcvNxt) {
+		wnd = 0
+	}
+	n := seg.segLen()
+	switch {
+	case n == 0 && wnd == 0:
+		return seg.seq == e.rcvNxt
+	case n == 0:
+		return seg.seq.InWindow(e.rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	}
+	last := seg.seq.Add(n - 1)
+	return seg.seq.InWindow(e.rcvNxt, wnd) || last.InWindow(e.rcvNxt, wnd)
+}
+
+// connInput handles a segment in SYN_RECV and the synchronized states
+// (RFC 9293 §3.10.7.4, with RFC 5961 and RFC 7323 §5 PAWS).
+func (e *endpoint) connInput(seg *segment) {
+	e.lastRecv = time.Now()
+	e.kaProbes = 0
+	if e.state == StateTimeWait {
+		e.timeWaitInput(seg)
+		return
+	}
+	// SYN_RECV: a retransmitted SYN means our SYN-ACK was lost.
+	if e.state == StateSynRcvd && seg.has(wire.TCPFlagSYN) && !seg.has(wire.TCPFlagACK) && seg.seq == e.irs {
+		e.sendSynLocked(true)
+		return
+	}
+	// PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent is a
+	// segment from an earlier incarnation of the sequence space.
+	if e.tsOK && seg.opts.HasTimestamps && !seg.has(wire.TCPFlagRST) && int32(seg.opts.TSVal-e.tsRecent) < 0 {
+		e.sendAckLocked()
+		return
+	}
+	if !e.acceptable(seg) {
+		if !seg.has(wire.TCPFlagRST) {
+			if len(seg.payload) > 0 && seg.seq.LessThan(e.rcvNxt) {
+				end := seg.seq.Add(seqnum.Size(len(seg.payload)))
+				e.sackRep.Duplicate(seg.seq, end) // RFC 2883 D-SACK
+			}
+			e.sendAckLocked()
+		}
+		return
+	}
+	if seg.has(wire.TCPFlagRST) {
+		// RFC 5961 §3.2: only an exact RST resets; an in-window one gets
+		// a challenge ACK.
+		if seg.seq != e.rcvNxt {
+			e.sendAckLocked()
+			return
+		}
+		switch e.state {
+		case StateSynRcvd:
+			if e.parent != nil {
+				e.p.stats.AttemptFails.Add(1)
+				e.appClosed = true // a passive child that was never accepted
+				e.closeLocked()
+				return
+			}
+			e.failLocked(syscall.ECONNREFUSED)
+		case StateClosing, StateLastAck:
+			e.closeLocked()
+		case StateCloseWait:
+			e.failLocked(syscall.EPIPE)
+		default:
+			e.failLocked(syscall.ECONNRESET)
+		}
+		return
+	}
+	if seg.has(wire.TCPFlagSYN) {
+		// RFC 5961 §4.2: a SYN in a synchronized state (or SYN_RECV) gets
+		// a challenge ACK, whatever its sequence number.
+		e.sendAckLocked()
+		return
+	}
+	if !seg.has(wire.TCPFlagACK) {
+		return
+	}
+	// RFC 7323 §4.3: TS.Recent follows the segment that covers
+	// Last.ACK.sent.
+	if e.tsOK && seg.opts.HasTimestamps && seg.seq.LessThanEq(e.lastAckSent) && int32(seg.opts.TSVal-e.tsRecent) >= 0 {
+		e.tsRecent = seg.opts.TSVal
+	}
+	if e.state == StateSynRcvd {
+		if !(e.sndUna.LessThan(seg.ack) && seg.ack.LessThanEq(e.sndNxt)) {
+			e.sendRawResetLocked(seg.ack)
+			return
+		}
+		e.sndWnd = int(seg.wnd) << e.sndShift
+		e.maxSndWnd = max(e.maxSndWnd, e.sndWnd)
+		e.sndWl1, e.sndWl2 = seg.seq, seg.ack
+		e.sndUna = seg.ack
+		if e.tsOK && seg.opts.TSEcr != 0 {
+			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+		} else if e.rttTiming && e.retries == 0 {
+			e.rtt.Sample(time.Since(e.rttStart))
+		}
+		e.rttTiming = false
+		e.retries = 0
+		e.rtt.ResetBackoff()
+		e.rtoT.stop()
+		e.establishLocked()
+		if par := e.parent; par != nil {
+			e.after = append(e.after, func() { par.childEstablished(e) })
+		}
+	}
+	if !e.ackInput(seg) {
+		return
+	}
+	e.dataInput(seg)
+	e.outputLocked(false)
+}
+
+// childEstablished moves a child that completed its handshake to the
+// accept queue, or resets it if the listener is gone or full.
+func (l *endpoint) childEstablished(c *endpoint) {
+	l.mu.Lock()
+	if l.synQ > 0 {
+		l.synQ--
+	}
+	ok := l.state == StateListen && len(l.acceptQ) <= l.backlog
+	if ok {
+		l.acceptQ = append(l.acceptQ, c)
+		l.pending |= waiter.EventIn | waiter.EventRdNorm
+	}
+	l.unlock()
+	if !ok {
+		c.mu.Lock()
+		c.parent = nil
+		c.mu.Unlock()
+		c.abort(true)
+	}
+}
+
+// ackInput processes SEG.ACK (RFC 9293 §3.10.7.4, fifth step; RFC 5961
+// §5.2; RFC 5681 §3.2; RFC 6582). It reports whether processing goes on.
+func (e *endpoint) ackInput(seg *segment) bool {
+	ack := seg.ack
+	// RFC 5961 §5.2: an ACK for data never sent, or older than the
+	// largest window the peer could have seen, gets a challenge ACK.
+	if e.sndMax.LessThan(ack) {
+		e.sendAckLocked()
+		return false
+	}
+	if ack.LessThan(e.sndUna.Add(-seqnum.Size(max(e.maxSndWnd, 65535)))) {
+		e.sendAckLocked()
+		return false
+	}
+	wnd := int(seg.wnd) << e.sndShift
+	if e.sndUna.LessThan(ack) {
+		e.newAckLocked(seg, ack)
+	} else if ack == e.sndUna && len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) &&
+		wnd == e.sndWnd && e.sndUna != e.sndMax {
+		e.dupAckLocked()
+	}
+	// Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal and
+	// SND.WL2 =< SEG.ACK).
+	if e.sndWl1.LessThan(seg.seq) || (e.sndWl1 == seg.seq && e.sndWl2.LessThanEq(ack)) {
+		opened := e.sndWnd == 0 && wnd > 0
+		e.sndWnd = wnd
+		e.maxSndWnd = max(e.maxSndWnd, wnd)
+		e.sndWl1, e.sndWl2 = seg.seq, ack
+		if opened {
+			e.retries = 0
+			e.rtt.ResetBackoff()
+			if e.sndNxt == e.sndUna {
+				e.rtoT.stop() // the persist timer: the window is open
+			}
+		}
+	}
+	finAcked := e.finAcked
+	switch e.state {
+	case StateFinWait1:
+		if finAcked {
+			e.setState(StateFinWait2)
+			if e.appClosed {
+				e.twT.set(e.p.FinTimeout, e.onTimeWait)
+			}
+		}
+	case StateClosing:
+		if finAcked {
+			e.enterTimeWaitLocked()
+			return false
+		}
+	case StateLastAck:
+		if finAcked {
+			e.closeLocked()
+			return false
+		}
+	}
+	return true
+}
+
+// newAckLocked handles an ACK that acknowledges new data.
+func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
+	acked := int(e.sndUna.Size(ack))
+	dataAcked := min(acked, e.snd.n)
+	if acked > dataAcked && e.finQueued {
+		e.finAcked = true // the FIN sits right after the data
+	}
+	e.snd.consume(dataAcked)
+	if e.snd.n == 0 {
+		e.snd.release()
+	}
+	e.bytesAcked += uint64(dataAcked)
+	e.sndUna = ack
+	if e.sndNxt.LessThan(ack) {
+		e.sndNxt = ack
+	}
+	// RTT: from the timestamp echo (valid even for retransmissions,
+	// RFC 7323 §4.1), else from the timed segment unless it was
+	// retransmitted (Karn's rule, RFC 6298 §3).
+	if e.tsOK && seg.opts.HasTimestamps && seg.opts.TSEcr != 0 {
+		e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+	} else if e.rttTiming && e.rttSeq.LessThan(ack) {
+		e.rtt.Sample(time.Since(e.rttStart))
+	}
+	if e.rttTiming && e.rttSeq.LessThan(ack) {
+		e.rttTiming = false
+	}
+	e.retries = 0
+	e.rtt.ResetBackoff()
+	if e.inRecovery {
+		if e.recover.LessThan(ack) || e.recover == ack {
+			// Full acknowledgment (RFC 6582 §3.2 step 3).
+			e.inRecovery = false
+			e.dupAcks = 0
+			e.ccRecoveryExit()
+		} else {
+			// Partial acknowledgment: the next hole is lost too.
+			e.dupAcks = 0
+			e.prrAckLocked(dataAcked)
+			e.retransmitFirstLocked()
+		}
+	} else {
+		e.dupAcks = 0
+		e.ccAck(dataAcked)
+	}
+	if e.sndUna == e.sndMax {
+		e.rtoT.stop()
+	} else {
+		e.rtoT.set(e.rtt.RTO(), e.onRTO) // RFC 6298 §5.3
+	}
+	e.pending |= waiter.EventOut | waiter.EventWrNorm
+}
+
+// dupAckLocked counts a duplicate ACK; the third starts fast retransmit
+// (RFC 5681 §3.2) and NewReno recovery (RFC 6582).
+func (e *endpoint) dupAckLocked() {
+	e.dupAcks++
+	if e.inRecovery {
+		e.prrAckLocked(e.mss) // a duplicate ACK stands for one segment delivered
+		return
+	}
+	if e.dupAcks != 3 {
+		return
+	}
+	// RFC 6582 §3.2 step 1: only if the ACK covers more than "recover".
+	if e.recover != 0 && !e.recover.LessThan(e.sndUna) && e.recover != e.sndUna {
+		return
+	}
+	e.inRecovery = true
+	e.recover = e.sndMax
+	e.ccCongestion()
+	e.retransmitFirstLocked()
+}
+
+// dataInput places the segment's data and FIN (RFC 9293 §3.10.7.4,
+// seventh and eighth steps).
+func (e *endpoint) dataInput(seg *segment) {
+	switch e.state {
+	case StateEstablished, StateFinWait1, StateFinWait2:
+	default:
+		return // the peer's FIN came already: anything more is ignored
+	}
+	data := seg.payload
+	seq := seg.seq
+	fin := seg.has(wire.TCPFlagFIN)
+	if len(data) > 0 && e.appClosed {
+		// Linux tcp_rcv_state_process: new data for a closed socket
+		// cannot be delivered; reset (TCPAbortOnData).
+		e.sendResetLocked()
+		e.closeLocked()
+		return
+	}
+	// Trim what was already received.
+	if seq.LessThan(e.rcvNxt) {
+		k := int(seq.Size(e.rcvNxt))
+		if k > len(data) {
+			k = len(data)
+		}
+		data = data[k:]
+		seq = seq.Add(seqnum.Size(k))
+	}
+	if len(data) > 0 {
+		e.bytesReceived += uint64(len(data))
+		e.rcvMSS = max(e.rcvMSS, len(seg.payload))
+		off := e.rcv.n + int(e.rcvNxt.Size(seq))
+		room := e.opts.RcvBuf - off
+		if room <= 0 {
+			e.sendAckLocked() // beyond our buffer: dropped
+			return
+		}
+		if len(data) > room {
+			data, fin = data[:room], false
+		}
+		end := seq.Add(seqnum.Size(len(data)))
+		e.rcv.ensure(off + len(data))
+		if seq == e.rcvNxt {
+			e.rcv.put(off, data)
+			e.rcv.n += len(data)
+			e.rcvNxt = end
+			filled := e.ooo.Len() > 0
+			if nxt := e.ooo.Advance(e.rcvNxt); nxt != e.rcvNxt {
+				e.rcv.n += int(e.rcvNxt.Size(nxt))
+				e.rcvNxt = nxt
+			}
+			e.pending |= waiter.EventIn | waiter.EventRdNorm
+			if filled {
+				e.ackNowLocked() // RFC 5681 §4.2: an ACK for filling a hole at once
+			} else {
+				e.delackSegs++
+				if e.delackSegs >= 2 { // RFC 5681 §4.2: at least every second full segment
+					e.ackNowLocked()
+				} else {
+					e.delackT.set(delAckTimeout, e.onDelAck)
+				}
+			}
+		} else {
+			// Out of order: keep it at its offset, ACK at once (RFC 5681
+			// §4.2) with SACK blocks (RFC 2018 §4).
+			if d, ok := e.ooo.FirstDuplicate(seq, end); ok {
+				e.sackRep.Duplicate(d.Start, d.End)
+			}
+			added, ev, evicted := e.ooo.AddEvict(seq, end)
+			if added > 0 && !(evicted && ev.Start == seq) {
+				e.rcv.put(off, data)
+			}
+			e.sackRep.Received(seq, end, &e.ooo)
+			if fin {
+				e.oooFin, e.oooFinSeq = true, end
+				fin = false
+			}
+			e.ackNowLocked()
+		}
+	} else if len(seg.payload) > 0 {
+		e.sackRep.Duplicate(seg.seq, seg.seq.Add(seqnum.Size(len(seg.payload))))
+		e.ackNowLocked()
+	}
+	if fin && seq.Add(seqnum.Size(len(data))) == e.rcvNxt {
+		e.finInputLocked()
+	} else if e.oooFin && e.oooFinSeq == e.rcvNxt {
+		e.finInputLocked()
+	}
+}
+
+// finInputLocked consumes the peer's FIN (RFC 9293 §3.10.7.4, eighth
+// step).
+func (e *endpoint) finInputLocked() {
+	e.oooFin = false
+	e.rcvNxt++
+	e.finRcvd = true
+	e.pending |= waiter.EventIn | waiter.EventRdNorm | waiter.EventRdHUp
+	switch e.state {
+	case StateEstablished:
+		e.setState(StateCloseWait)
+	case StateFinWait1:
+		if e.finAcked {
+			e.enterTimeWaitLocked()
+		} else {
+			e.setState(StateClosing)
+		}
+	case StateFinWait2:
+		e.enterTimeWaitLocked()
+	}
+	e.ackNowLocked()
+}
+
+// enterTimeWaitLocked starts TIME_WAIT (RFC 9293 §3.10.7.4: 2·MSL).
+func (e *endpoint) enterTimeWaitLocked() {
+	e.setState(StateTimeWait)
+	e.rtoT.stop()
+	e.delackT.stop()
+	e.kaT.stop()
+	e.snd = ring{}
+	e.twT.set(e.p.TimeWait, e.onTimeWait)
+	e.pending |= waiter.EventAll
+}
+
+// timeWaitInput: a retransmitted FIN is acknowledged again and restarts
+// the 2·MSL timer; a RST ends TIME_WAIT early only if exact (RFC 1337
+// says ignore it; Linux, with tcp_rfc1337 off, accepts it); a SYN gets a
+// challenge ACK (RFC 5961 §4); everything else is acknowledged.
+func (e *endpoint) timeWaitInput(seg *segment) {
+	if seg.has(wire.TCPFlagRST) {
+		if seg.seq == e.rcvNxt {
+			e.closeLocked()
+		}
+		return
+	}
+	if seg.has(wire.TCPFlagFIN) && seg.seq.Add(seqnum.Size(len(seg.payload))+1) == e.rcvNxt {
+		e.twT.set(e.p.TimeWait, e.onTimeWait)
+	}
+	e.sendAckLocked()
+}

@@ -1,0 +1,401 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/tcp/cc"
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
+	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// DefaultCongestion is the congestion control of new connections
+// (Linux's default, net.ipv4.tcp_congestion_control).
+const DefaultCongestion = cc.NameCubic
+
+// rcvShiftFor is our window scale (RFC 7323 §2.3): the smallest shift
+// that lets the 16-bit field cover the receive buffer.
+func rcvShiftFor(buf int) uint8 {
+	var s uint8
+	for s < wire.TCPMaxWindowShift && buf>>s > 65535 {
+		s++
+	}
+	return s
+}
+
+// routeLocked returns the cached route, looked up again when the stack's
+// routes changed.
+func (e *endpoint) routeLocked() (stack.Route, bool) {
+	if e.routeValid && e.routeGen == e.p.s.RouteGeneration() {
+		return e.route, true
+	}
+	r, err := e.p.s.FindRoute(e.boundDevice(), e.local.Addr(), e.remote.Addr())
+	if err != nil {
+		return stack.Route{}, false
+	}
+	e.route, e.routeGen, e.routeValid = r, e.p.s.RouteGeneration(), true
+	return r, true
+}
+
+// ipHeaderLen is the IP header in front of our segments.
+func (e *endpoint) ipHeaderLen() int {
+	if e.remote.Addr().Is4() {
+		return 20
+	}
+	return 40
+}
+
+// pathMTU is the route's MTU lowered by what ICMP told us.
+func (e *endpoint) pathMTU() int {
+	mtu := 1500
+	if r, ok := e.routeLocked(); ok && r.MTU > 0 {
+		mtu = r.MTU
+	}
+	if e.pmtu > 0 {
+		mtu = min(mtu, e.pmtu)
+	}
+	return mtu
+}
+
+// advertisedMSS is the MSS option of our SYN: the path MTU less the IP
+// and TCP headers (RFC 9293 §3.7.1), or TCP_MAXSEG.
+func (e *endpoint) advertisedMSS() int {
+	m := e.pathMTU() - e.ipHeaderLen() - wire.TCPMinHeaderLen
+	if e.userMSS > 0 {
+		m = min(m, e.userMSS)
+	}
+	return max(min(m, 65535), 88)
+}
+
+// updateMSSLocked recomputes the send MSS (RFC 9293 §3.7.1: the smaller
+// of the peer's MSS and our path's, less the options every segment
+// carries).
+func (e *endpoint) updateMSSLocked() {
+	m := min(e.peerMSS, e.pathMTU()-e.ipHeaderLen()-wire.TCPMinHeaderLen)
+	if e.userMSS > 0 {
+		m = min(m, e.userMSS)
+	}
+	if e.tsOK {
+		m -= 12
+	}
+	e.mss = max(m, 64)
+	if e.cc != nil {
+		e.cc.SetMSS(e.mss)
+	}
+}
+
+func (e *endpoint) initCongestionLocked() {
+	if e.cc != nil {
+		return
+	}
+	a, err := cc.New(DefaultCongestion, e.mss)
+	if err != nil {
+		a = cc.NewReno(e.mss)
+	}
+	e.cc = a
+}
+
+func (e *endpoint) cwndLocked() int {
+	if e.cc == nil {
+		return 1 << 30
+	}
+	return e.cc.Cwnd()
+}
+
+func (e *endpoint) inflight() int { return int(e.sndUna.Size(e.sndNxt)) }
+
+func (e *endpoint) ccAck(acked int) {
+	if e.cc != nil && acked > 0 {
+		e.cc.OnAck(acked, e.rtt.SRTT(), time.Now())
+	}
+}
+
+func (e *endpoint) ccCongestion() {
+	if e.cc == nil {
+		return
+	}
+	inflight := int(e.sndUna.Size(e.sndMax))
+	e.cc.OnCongestion(time.Now(), inflight)
+	e.prr.Start(e.cc.Ssthresh(), inflight)
+	e.prrBudget = 0
+}
+
+func (e *endpoint) ccRecoveryExit() {
+	if e.cc != nil {
+		e.cc.OnRecoveryExit(time.Now())
+	}
+	e.prrBudget = 0
+}
+
+// prrAckLocked lets RFC 6937 decide what this ACK in recovery allows us
+// to send. Without SACK, pipe is the flight less one segment per
+// duplicate ACK (RFC 6675 §5's estimate with only dupacks to go by).
+func (e *endpoint) prrAckLocked(delivered int) {
+	pipe := max(int(e.sndUna.Size(e.sndMax))-e.dupAcks*e.mss, 0)
+	e.prrBudget = e.prr.OnAck(delivered, pipe, e.mss)
+}
+
+// tsNow is our TSval clock: milliseconds (RFC 7323 §5.4) with a
+// per-connection offset.
+func (e *endpoint) tsNow() uint32 { return uint32(time.Now().UnixMilli()) + e.tsOffset }
+
+// tsRTT is the round-trip time a TSecr measures.
+func (e *endpoint) tsRTT(ecr uint32) time.Duration {
+	d := int32(e.tsNow() - ecr)
+	if d < 0 {
+		return 0
+	}
+	return time.Duration(d) * time.Millisecond
+}
+
+// windowLocked is the window field of a segment we send: the free
+// receive buffer, scaled (RFC 7323 §2.3), with receiver-side silly window
+// avoidance (RFC 9293 §3.8.6.2.2: the right edge moves only by at least
+// min(buffer/2, MSS)) and never shrinking the right edge already offered
+// (RFC 9293 §3.8.6).
+func (e *endpoint) windowLocked() uint16 {
+	free := max(e.opts.RcvBuf-e.rcv.n, 0)
+	cur := 0
+	if e.rcvNxt.LessThan(e.rcvAdv) {
+		cur = int(e.rcvNxt.Size(e.rcvAdv))
+	}
+	step := min(e.opts.RcvBuf/2, max(e.mss, 536))
+	if free > cur && free-cur < step {
+		free = cur
+	}
+	free = max(free, cur)
+	free = min(free, 65535<<e.rcvShift)
+	w := free >> e.rcvShift
+	if w<<e.rcvShift < cur {
+		w = (cur + 1<<e.rcvShift - 1) >> e.rcvShift
+	}
+	w = min(w, 65535)
+	e.rcvAdv = e.rcvNxt.Add(seqnum.Size(w << e.rcvShift))
+	return uint16(w)
+}
+
+// maybeWindowUpdateLocked sends a window update after a read freed enough
+// buffer: the window at least doubles and grows by a segment (Linux
+// tcp_cleanup_rbuf), so a closed window reopens without a probe.
+func (e *endpoint) maybeWindowUpdateLocked() {
+	switch e.state {
+	case StateEstablished, StateFinWait1, StateFinWait2:
+	default:
+		return
+	}
+	cur := 0
+	if e.rcvNxt.LessThan(e.rcvAdv) {
+		cur = int(e.rcvNxt.Size(e.rcvAdv))
+	}
+	free := e.opts.RcvBuf - e.rcv.n
+	if free >= 2*cur && free-cur >= max(e.mss, 536) {
+		e.sendAckLocked()
+	}
+}
+
+// emitLocked builds one segment and queues it for writing after the
+// unlock. The payload is n bytes of the send buffer from offset off.
+func (e *endpoint) emitLocked(seq seqnum.Value, flags wire.TCPFlags, off, n int) {
+	r, ok := e.routeLocked()
+	if !ok {
+		return
+	}
+	f := wire.TCPFields{SrcPort: e.local.Port(), DstPort: e.remote.Port(), Seq: uint32(seq), Flags: flags, PayloadLen: n}
+	syn := flags&wire.TCPFlagSYN != 0
+	if flags&wire.TCPFlagACK != 0 {
+		f.Ack = uint32(e.rcvNxt)
+	}
+	if flags&wire.TCPFlagRST == 0 {
+		if syn {
+			f.Window = uint16(min(e.opts.RcvBuf, 65535)) // a SYN's window is never scaled
+			e.rcvAdv = e.rcvNxt.Add(seqnum.Size(f.Window))
+		} else {
+			f.Window = e.windowLocked()
+		}
+	}
+	active := e.state == StateSynSent || (e.state == StateClosed && syn)
+	if syn {
+		f.Options.HasMSS, f.Options.MSS = true, uint16(e.advertisedMSS())
+		if active || e.wsOK {
+			f.Options.HasWindowScale, f.Options.WindowScale = true, e.rcvShift
+		}
+		f.Options.SACKPermitted = active || e.sackOK
+	}
+	if (syn && active) || e.tsOK {
+		f.Options.HasTimestamps, f.Options.TSVal = true, e.tsNow()
+		if !active {
+			f.Options.TSEcr = e.tsRecent
+		}
+	}
+	if e.sackOK && !syn && flags&wire.TCPFlagRST == 0 {
+		maxBlocks := wire.TCPMaxSACKBlocks
+		if e.tsOK {
+			maxBlocks = 3
+		}
+		var buf [wire.TCPMaxSACKBlocks]ranges.Range
+		blocks := e.sackRep.AppendBlocks(buf[:0], e.rcvNxt, maxBlocks, &e.ooo)
+		ranges.PutOptions(&f.Options, blocks)
+	}
+	pkt := stack.NewPacket(f.Len() + n)
+	b := pkt.Bytes()
+	f.Encode(b)
+	if n > 0 {
+		e.snd.get(off, b[f.Len():])
+	}
+	f.SetChecksum(b, r.Src, r.Dst)
+	wo := stack.WriteOptions{Proto: wire.IPProtoTCP, TTL: e.opts.HopLimit(r.Dst), TOS: e.opts.TrafficClass(r.Dst),
+		DontFragment: r.Dst.Is4() && e.opts.PMTUDisc != syscall.IP_PMTUDISC_DONT}
+	e.outq = append(e.outq, outPkt{r: r, pkt: pkt, wo: wo})
+	if flags&wire.TCPFlagRST != 0 {
+		e.p.stats.OutRsts.Add(1)
+	}
+	if flags&wire.TCPFlagACK != 0 {
+		e.lastAckSent = e.rcvNxt
+		e.delackSegs = 0
+		e.delackT.stop()
+	}
+	if (n > 0 || flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) != 0) && seq.LessThan(e.sndMax) {
+		e.p.stats.RetransSegs.Add(1)
+		e.totalRetrans++
+	} else {
+		e.p.stats.OutSegs.Add(1)
+	}
+}
+
+// sendSynLocked sends our SYN, or SYN-ACK.
+func (e *endpoint) sendSynLocked(synAck bool) {
+	flags := wire.TCPFlagSYN
+	if synAck {
+		flags |= wire.TCPFlagACK
+	}
+	if e.sndNxt == e.iss && e.retries == 0 {
+		e.rttTiming, e.rttSeq, e.rttStart = true, e.iss, time.Now()
+	}
+	e.emitLocked(e.iss, flags, 0, 0)
+	e.sndNxt = e.iss + 1
+	e.sndMax = e.sndNxt
+}
+
+// sendAckLocked sends a bare ACK now.
+func (e *endpoint) sendAckLocked() { e.emitLocked(e.sndNxt, wire.TCPFlagACK, 0, 0) }
+
+// ackNowLocked acknowledges at once instead of delaying.
+func (e *endpoint) ackNowLocked() { e.sendAckLocked() }
+
+// sendResetLocked aborts with <SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>
+// (RFC 9293 §3.10.5; Linux tcp_send_active_reset).
+func (e *endpoint) sendResetLocked() {
+	e.emitLocked(e.sndNxt, wire.TCPFlagRST|wire.TCPFlagACK, 0, 0)
+}
+
+// sendRawResetLocked answers an unacceptable ACK with <SEQ=SEG.ACK><RST>.
+func (e *endpoint) sendRawResetLocked(seq seqnum.Value) {
+	e.emitLocked(seq, wire.TCPFlagRST, 0, 0)
+}
+
+// outputLocked sends what the send and congestion windows allow, with
+// sender-side silly window avoidance and Nagle (RFC 9293 §3.8.6.2.1,
+// RFC 1122 §4.2.3.4). more (MSG_MORE) holds back a partial segment.
+func (e *endpoint) outputLocked(more bool) {
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	now := time.Now()
+	if e.cc != nil && e.sndNxt == e.sndUna && !e.lastSend.IsZero() {
+		if idle := now.Sub(e.lastSend); idle > e.rtt.RTO() {
+			e.cc.OnIdle(now, idle, e.rtt.RTO())
+		}
+	}
+	for {
+		sent := e.inflight()
+		if sent > e.snd.n {
+			return // the FIN is out
+		}
+		avail := e.snd.n - sent
+		if avail == 0 && !e.finQueued {
+			return
+		}
+		usable := max(min(e.sndWnd, e.cwndLocked())-sent, 0)
+		if e.inRecovery {
+			usable = min(usable, e.prrBudget)
+		}
+		n := min(avail, e.mss, usable)
+		if avail > 0 && n <= 0 {
+			e.armPersistLocked()
+			return
+		}
+		full := n == e.mss
+		tail := n == avail
+		nagleOK := (e.nodelay || sent == 0) && !e.cork && !more
+		if !full && !(tail && (nagleOK || e.finQueued)) && !(n > 0 && n >= e.maxSndWnd/2 && !e.cork && !more) {
+			e.armPersistLocked()
+			return
+		}
+		fin := e.finQueued && tail
+		flags := wire.TCPFlagACK
+		if tail && n > 0 {
+			flags |= wire.TCPFlagPSH
+		}
+		if fin {
+			flags |= wire.TCPFlagFIN
+		}
+		seq := e.sndNxt
+		e.emitLocked(seq, flags, sent, n)
+		e.sndNxt = seq.Add(seqnum.Size(n))
+		if fin {
+			e.sndNxt++
+		}
+		if e.sndMax.LessThan(e.sndNxt) {
+			if !e.rttTiming && !e.tsOK && seq == e.sndMax {
+				e.rttTiming, e.rttSeq, e.rttStart = true, seq, now
+			}
+			e.sndMax = e.sndNxt
+		}
+		if e.inRecovery {
+			e.prrBudget -= n
+			e.prr.Sent(n)
+		}
+		e.lastSend = now
+		if !e.rtoT.armed() {
+			e.armRTOLocked()
+		}
+		if fin {
+			return
+		}
+	}
+}
+
+// armPersistLocked starts the persist timer when data waits for a window
+// and nothing in flight would bring an ACK (RFC 9293 §3.8.6.1).
+func (e *endpoint) armPersistLocked() {
+	if e.sndNxt == e.sndUna && !e.rtoT.armed() {
+		e.rtoT.set(e.rtt.RTO(), e.onRTO)
+	}
+}
+
+// retransmitFirstLocked resends the first unacknowledged segment (fast
+// retransmit, RFC 5681 §3.2; a partial ACK, RFC 6582 §3.2).
+func (e *endpoint) retransmitFirstLocked() {
+	n := min(e.snd.n, e.mss, int(e.sndUna.Size(e.sndMax)))
+	flags := wire.TCPFlagACK
+	if n == e.snd.n && e.finQueued && e.sndUna.Add(seqnum.Size(n)).LessThan(e.sndMax) {
+		flags |= wire.TCPFlagFIN
+	}
+	if n == 0 && flags&wire.TCPFlagFIN == 0 {
+		return
+	}
+	if e.rttTiming {
+		e.rttTiming = false // Karn's rule
+	}
+	e.emitLocked(e.sndUna, flags, 0, n)
+	if e.inRecovery {
+		e.prr.Sent(n)
+	}
+	e.rtoT.set(e.rtt.RTO(), e.onRTO)
+}
+
+func (e *endpoint) armRTOLocked() { e.rtoT.set(e.rtt.RTO(), e.onRTO) }

@@ -1,0 +1,209 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// onRTO is the retransmission timer (RFC 6298 §5.4–5.7), which is also
+// the SYN timer and, with nothing in flight, the persist timer.
+func (e *endpoint) onRTO() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.rtoT.fired() {
+		return
+	}
+	timedOut := func() {
+		err := syscall.ETIMEDOUT
+		if e.softErr != 0 {
+			err = e.softErr
+		}
+		e.failLocked(err)
+	}
+	switch e.state {
+	case StateSynSent, StateSynRcvd:
+		limit := e.p.SynRetries
+		if e.state == StateSynRcvd && e.parent != nil {
+			limit = e.p.SynAckRetr
+		}
+		if e.retries >= limit {
+			if e.parent != nil {
+				e.p.stats.AttemptFails.Add(1)
+				e.appClosed = true
+				e.closeLocked()
+				return
+			}
+			timedOut()
+			return
+		}
+		e.retries++
+		e.rtt.Backoff()
+		e.rttTiming = false
+		e.sendSynLocked(e.state == StateSynRcvd)
+		e.armRTOLocked()
+		return
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	if e.sndUna == e.sndMax {
+		e.persistLocked()
+		return
+	}
+	if e.retries >= e.p.Retries2 {
+		timedOut()
+		return
+	}
+	e.retries++
+	e.rtt.Backoff()
+	e.rttTiming = false
+	if e.cc != nil {
+		e.cc.OnRTO(time.Now(), int(e.sndUna.Size(e.sndMax)))
+	}
+	e.inRecovery, e.dupAcks = false, 0
+	e.recover = e.sndMax // RFC 6582 §3.2 step 4 after a timeout
+	// Go back to SND.UNA: the send buffer is the retransmission queue.
+	e.sndNxt = e.sndUna
+	e.outputLocked(false)
+	if e.sndNxt == e.sndUna {
+		// Nothing fit (a zero window): retransmit the first segment anyway.
+		e.retransmitFirstLocked()
+		e.sndNxt = e.sndUna.Add(seqnum.Size(min(e.snd.n, e.mss)))
+	}
+	e.armRTOLocked()
+}
+
+// persistLocked probes a window that does not let data out (RFC 9293
+// §3.8.6.1): a zero window gets Linux's probe, an ACK with an old
+// sequence number that makes the peer announce its window; a small
+// window gets what fits, silly or not.
+func (e *endpoint) persistLocked() {
+	avail := e.snd.n - e.inflight()
+	if avail <= 0 && !e.finQueued {
+		return
+	}
+	if e.sndWnd == 0 {
+		e.emitLocked(e.sndUna-1, wire.TCPFlagACK, 0, 0)
+		e.rtt.Backoff()
+		e.rtoT.set(e.rtt.RTO(), e.onRTO)
+		return
+	}
+	n := min(avail, e.mss, e.sndWnd)
+	if n > 0 {
+		e.emitLocked(e.sndNxt, wire.TCPFlagACK|wire.TCPFlagPSH, e.inflight(), n)
+		e.sndNxt = e.sndNxt.Add(seqnum.Size(n))
+		if e.sndMax.LessThan(e.sndNxt) {
+			e.sndMax = e.sndNxt
+		}
+	}
+	e.outputLocked(false)
+	e.armRTOLocked()
+}
+
+// onDelAck sends the delayed ACK (RFC 1122 §4.2.3.2; Linux's 40 ms).
+func (e *endpoint) onDelAck() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.delackT.fired() || !e.state.synchronized() || e.state == StateTimeWait {
+		return
+	}
+	e.sendAckLocked()
+}
+
+// onTimeWait ends TIME_WAIT after 2·MSL, or an orphaned FIN_WAIT_2
+// after tcp_fin_timeout.
+func (e *endpoint) onTimeWait() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.twT.fired() {
+		return
+	}
+	if e.state == StateTimeWait || e.state == StateFinWait2 {
+		e.closeLocked()
+	}
+}
+
+// armKeepaliveLocked starts the keep-alive timer (RFC 1122 §4.2.3.6) if
+// SO_KEEPALIVE is on.
+func (e *endpoint) armKeepaliveLocked() {
+	if !e.opts.KeepAlive || (e.state != StateEstablished && e.state != StateCloseWait) {
+		e.kaT.stop()
+		return
+	}
+	e.kaT.set(e.keepIdle, e.onKeepalive)
+}
+
+// onKeepalive probes an idle connection: after TCP_KEEPIDLE of silence
+// a probe every TCP_KEEPINTVL, and after TCP_KEEPCNT unanswered ones the
+// connection is reset with ETIMEDOUT (Linux tcp_keepalive_timer).
+func (e *endpoint) onKeepalive() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.kaT.fired() || !e.opts.KeepAlive || (e.state != StateEstablished && e.state != StateCloseWait) {
+		return
+	}
+	if e.sndUna != e.sndMax {
+		// Data in flight: the retransmission timer watches the peer.
+		e.kaT.set(e.keepIdle, e.onKeepalive)
+		return
+	}
+	idle := time.Since(e.lastRecv)
+	if e.kaProbes == 0 && idle < e.keepIdle {
+		e.kaT.set(e.keepIdle-idle, e.onKeepalive)
+		return
+	}
+	if e.kaProbes >= e.keepCnt {
+		e.sendResetLocked()
+		e.failLocked(syscall.ETIMEDOUT)
+		return
+	}
+	// The probe carries SND.UNA-1, so the peer must answer it (RFC 1122
+	// §4.2.3.6).
+	e.emitLocked(e.sndUna-1, wire.TCPFlagACK, 0, 0)
+	e.kaProbes++
+	e.kaT.set(e.keepIntvl, e.onKeepalive)
+}
+
+// icmpError handles an ICMP error about a segment of this connection:
+// the quoted sequence number must be one in flight (RFC 5927 §4.1).
+// Fragmentation needed / packet too big lowers the MSS and resends
+// (RFC 1191, RFC 8201); a hard error ends a connection attempt, anything
+// else is remembered and reported if the connection times out (RFC 1122
+// §4.2.3.9; Linux tcp_v4_err).
+func (e *endpoint) icmpError(ie *stack.ICMPError, seq seqnum.Value) {
+	e.mu.Lock()
+	defer e.unlock()
+	switch e.state {
+	case StateListen, StateClosed, StateTimeWait:
+		return
+	}
+	if !seq.InRange(e.sndUna, e.sndMax) && seq != e.sndUna {
+		return
+	}
+	errno, fatal := ie.Errno()
+	if errno == syscall.EMSGSIZE {
+		min := 68
+		if ie.IsIPv6() {
+			min = 1280
+		}
+		if ie.MTU >= min && ie.MTU < e.pathMTU() {
+			e.pmtu = ie.MTU
+			old := e.mss
+			e.updateMSSLocked()
+			if e.mss < old && e.state.synchronized() {
+				e.sndNxt = e.sndUna // resend in smaller segments (Linux tcp_simple_retransmit)
+				e.outputLocked(false)
+			}
+		}
+		return
+	}
+	if (e.state == StateSynSent || e.state == StateSynRcvd) && fatal && e.parent == nil {
+		e.failLocked(errno)
+		return
+	}
+	e.softErr = errno
+}
