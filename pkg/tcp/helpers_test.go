@@ -389,3 +389,16 @@ func recPair(t testing.TB) (a, b *host, rec *recorder) {
 	b = newHost(t, nw, emu.PortConfig{}, "10.0.0.2/24", "2001:db8::2/64")
 	return a, b, rec
 }
+
+// dump describes an endpoint's sequence state for failure messages.
+func dump(e *endpoint) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cw := -1
+	if e.cc != nil {
+		cw = e.cc.Cwnd()
+	}
+	return fmt.Sprintf("%v una=%d nxt=%d max=%d snd.n=%d fin=%v/%v sndWnd=%d cwnd=%d rec=%v dup=%d rto=%v armed=%v retries=%d | rcvNxt=%d adv=%d rcv.n=%d ooo=%v finRcvd=%v mss=%d",
+		e.state, e.sndUna-e.iss, e.sndNxt-e.iss, e.sndMax-e.iss, e.snd.n, e.finQueued, e.finAcked, e.sndWnd, cw, e.inRecovery, e.dupAcks,
+		e.rtt.RTO(), e.rtoT.armed(), e.retries, e.rcvNxt-e.irs, e.rcvAdv-e.irs, e.rcv.n, e.ooo.Ranges(), e.finRcvd, e.mss)
+}

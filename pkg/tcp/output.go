@@ -237,6 +237,12 @@ func (e *endpoint) emitLocked(seq seqnum.Value, flags wire.TCPFlags, off, n int)
 		var buf [wire.TCPMaxSACKBlocks]ranges.Range
 		blocks := e.sackRep.AppendBlocks(buf[:0], e.rcvNxt, maxBlocks, &e.ooo)
 		ranges.PutOptions(&f.Options, blocks)
+		// The blocks share the segment with the data: keep the packet
+		// within the path MTU by sending fewer (RFC 2018 §3 lets the
+		// sender include as many as fit).
+		for f.Options.NumSACKBlocks > 0 && e.ipHeaderLen()+f.Len()+n > e.pathMTU() {
+			f.Options.NumSACKBlocks--
+		}
 	}
 	pkt := stack.NewPacket(f.Len() + n)
 	b := pkt.Bytes()
@@ -278,8 +284,11 @@ func (e *endpoint) sendSynLocked(synAck bool) {
 	e.sndMax = e.sndNxt
 }
 
-// sendAckLocked sends a bare ACK now.
-func (e *endpoint) sendAckLocked() { e.emitLocked(e.sndNxt, wire.TCPFlagACK, 0, 0) }
+// sendAckLocked sends a bare ACK now. Its sequence number is SND.MAX,
+// not SND.NXT: after a timeout SND.NXT goes back to SND.UNA, and the
+// peer, which may hold everything up to SND.MAX, would find an ACK with
+// an older sequence number unacceptable (Linux tcp_acceptable_seq).
+func (e *endpoint) sendAckLocked() { e.emitLocked(e.sndMax, wire.TCPFlagACK, 0, 0) }
 
 // ackNowLocked acknowledges at once instead of delaying.
 func (e *endpoint) ackNowLocked() { e.sendAckLocked() }
@@ -287,7 +296,7 @@ func (e *endpoint) ackNowLocked() { e.sendAckLocked() }
 // sendResetLocked aborts with <SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>
 // (RFC 9293 §3.10.5; Linux tcp_send_active_reset).
 func (e *endpoint) sendResetLocked() {
-	e.emitLocked(e.sndNxt, wire.TCPFlagRST|wire.TCPFlagACK, 0, 0)
+	e.emitLocked(e.sndMax, wire.TCPFlagRST|wire.TCPFlagACK, 0, 0)
 }
 
 // sendRawResetLocked answers an unacceptable ACK with <SEQ=SEG.ACK><RST>.
