@@ -95,7 +95,7 @@ func (p *Protocol) NewEndpoint(family int) (transport.Endpoint, error) {
 	if family != syscall.AF_INET && family != syscall.AF_INET6 {
 		return nil, syscall.EAFNOSUPPORT
 	}
-	e := &endpoint{p: p, s: p.s, v6: family == syscall.AF_INET6,
+	e := &endpoint{p: p, s: p.s, IPAddrs: transport.IPAddrs{V6: family == syscall.AF_INET6},
 		opts: transport.NewOptions(transport.StackInterfaces(p.s))}
 	p.eps.Add(e)
 	return e, nil
@@ -162,7 +162,7 @@ func (p *Protocol) lookup(v6 bool, id uint16, dst netip.Addr, nic int) *endpoint
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range p.idents[id] {
-		if e.v6 != v6 {
+		if e.V6 != v6 {
 			continue
 		}
 		if l := e.snapLocal.Load(); l != nil && *l != dst {
@@ -236,9 +236,8 @@ func nicIndex(n *stack.NIC) int {
 }
 
 type endpoint struct {
-	p  *Protocol
-	s  *stack.Stack
-	v6 bool
+	p *Protocol
+	s *stack.Stack
 
 	// What lookup reads without e.mu (it runs under Protocol.mu, which
 	// nests inside e.mu): the bound address (nil: any) and device.
@@ -248,12 +247,12 @@ type endpoint struct {
 	mu sync.Mutex
 	// The queues, SO_ERROR, the shutdown and closed flags (under mu).
 	transport.DatagramEndpoint
+	// The family, the local address (set through setLocal) and the peer
+	// (under mu; the family never changes).
+	transport.IPAddrs
 	opts  transport.Options
 	ident uint16 // 0: not bound yet
 	reuse bool   // SO_REUSEADDR when the identifier was taken (under Protocol.mu)
-	local netip.Addr
-	bound bool // local came from Bind
-	peer  netip.Addr
 }
 
 func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
@@ -262,26 +261,9 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	return e.ReadinessLocked(mask)
 }
 
-// family checks an address against the socket's family: IPv4 only for
-// AF_INET; IPv6 only for AF_INET6 (ping_v6_sendmsg refuses IPv4-mapped
-// destinations with EINVAL).
-func (e *endpoint) family(a netip.Addr) (netip.Addr, error) {
-	if e.v6 {
-		if a.Is4() || a.Is4In6() {
-			return a, syscall.EINVAL
-		}
-		return a, nil
-	}
-	a = a.Unmap()
-	if !a.Is4() {
-		return a, syscall.EAFNOSUPPORT
-	}
-	return a, nil
-}
-
 // setLocal records the local address; under mu.
 func (e *endpoint) setLocal(a netip.Addr) {
-	e.local = a
+	e.Local = a
 	if a.IsValid() {
 		e.snapLocal.Store(&a)
 	} else {
@@ -292,23 +274,19 @@ func (e *endpoint) setLocal(a netip.Addr) {
 // Bind sets the local address and the identifier (the port; 0 picks a
 // free one): ping_bind, with ping_check_bind_addr's address rules.
 func (e *endpoint) Bind(addr netip.AddrPort) error {
-	a, err := e.family(addr.Addr())
+	a, err := e.Family(addr.Addr())
 	if err != nil {
 		return err
 	}
-	nic := 0
-	if z := a.Zone(); z != "" {
-		n, ok := transport.StackInterfaces(e.s).ZoneIndex(z)
-		if !ok {
-			return syscall.ENODEV
-		}
-		nic, a = n, a.WithZone("")
+	a, nic, err := transport.StackInterfaces(e.s).SplitZone(a)
+	if err != nil {
+		return err
 	}
 	switch {
 	case a.IsUnspecified():
-	case e.v6 && (a.IsMulticast() || (a.IsLinkLocalUnicast() && nic == 0)):
+	case e.V6 && (a.IsMulticast() || (a.IsLinkLocalUnicast() && nic == 0)):
 		return syscall.EINVAL
-	case !e.s.IsLocal(a) && !(!e.v6 && (a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))):
+	case !e.s.IsLocal(a) && !(!e.V6 && (a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))):
 		return syscall.EADDRNOTAVAIL
 	}
 	e.mu.Lock()
@@ -328,7 +306,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 		a = netip.Addr{}
 	}
 	e.setLocal(a)
-	e.bound = a.IsValid()
+	e.Bound = a.IsValid()
 	if nic != 0 {
 		e.opts.BoundDevice = nic
 		e.snapDev.Store(int32(nic))
@@ -359,8 +337,8 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 		return syscall.EBADF
 	}
 	if !addr.Addr().IsValid() {
-		e.peer = netip.Addr{}
-		if !e.bound {
+		e.Peer = netip.Addr{}
+		if !e.Bound {
 			e.setLocal(netip.Addr{})
 		}
 		e.mu.Unlock()
@@ -370,26 +348,20 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 		e.mu.Unlock()
 		return err
 	}
-	nic, src, bcast := e.opts.BoundDevice, e.local, e.opts.Broadcast
+	nic, src, bcast := e.opts.BoundDevice, e.Local, e.opts.Broadcast
 	e.mu.Unlock()
-	a, err := e.family(addr.Addr())
+	a, err := e.Family(addr.Addr())
 	if err != nil {
 		return err
 	}
-	if src.IsMulticast() {
-		src = netip.Addr{}
-	}
-	r, err := e.s.FindRoute(nic, src, a)
+	r, err := transport.ConnectRoute(e.s, nic, src, a, bcast)
 	if err != nil {
 		return err
-	}
-	if r.Kind == stack.RouteBroadcast && !bcast {
-		return syscall.EACCES
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.peer = a.WithZone("")
-	if !e.local.IsValid() {
+	e.Peer = a.WithZone("")
+	if !e.Local.IsValid() {
 		e.setLocal(r.Src)
 	}
 	return nil
@@ -409,7 +381,7 @@ func (e *endpoint) deliver(pi *stack.PacketInfo, msg []byte) {
 		return
 	}
 	from := pi.Src
-	if e.v6 && pi.NIC != nil && from.IsLinkLocalUnicast() {
+	if e.V6 && pi.NIC != nil && from.IsLinkLocalUnicast() {
 		from = from.WithZone(pi.NIC.Name()) // sin6_scope_id
 	}
 	d := transport.Datagram{Data: msg, From: netip.AddrPortFrom(from, 0), Control: transport.ControlFor(&e.opts, pi)}
@@ -445,7 +417,7 @@ func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
 	if !e.opts.RecvErr {
 		// Without IP_RECVERR only a hard error on a connected socket is
 		// reported (RFC 1122 §4.1.3.3 as ping_err reads it).
-		if !fatal || !e.peer.IsValid() {
+		if !fatal || !e.Peer.IsValid() {
 			return false
 		}
 	} else {
@@ -493,46 +465,18 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 		e.mu.Unlock()
 		return 0, err
 	}
-	dst := o.To.Addr()
-	if !dst.IsValid() {
-		dst = e.peer
-	}
-	if !dst.IsValid() {
-		e.mu.Unlock()
-		return 0, syscall.EDESTADDRREQ
-	}
-	dst, err := e.family(dst)
+	dst, nic, srcAddr, err := e.DestinationLocked(&e.opts, o)
 	if err != nil {
 		e.mu.Unlock()
 		return 0, err
 	}
-	nic, srcAddr := e.opts.BoundDevice, o.Src
-	if o.IfIndex != 0 {
-		nic = o.IfIndex
-	}
-	if dst.IsMulticast() && nic == 0 {
-		nic = e.opts.MulticastIf
-		if !srcAddr.IsValid() && !e.v6 && e.opts.MulticastAddr.IsValid() {
-			srcAddr = e.opts.MulticastAddr
-		}
-	}
-	if !srcAddr.IsValid() && e.local.IsValid() && !e.local.IsMulticast() {
-		srcAddr = e.local
-	}
 	proto := uint8(wire.IPProtoICMP)
-	if e.v6 {
+	if e.V6 {
 		proto = wire.IPProtoICMPv6
 	}
-	wo := stack.WriteOptions{Proto: proto, TTL: e.opts.HopLimit(dst), TOS: e.opts.TrafficClass(dst),
-		DontFragment: e.opts.DontFragment(), Loop: e.opts.Loop(dst)}
+	wo := e.opts.StackWriteOptions(proto, dst, o)
 	id, bcast := e.ident, e.opts.Broadcast
 	e.mu.Unlock()
-	if o.HasTTL {
-		wo.TTL = o.TTL
-	}
-	if o.HasTOS {
-		wo.TOS = o.TOS
-	}
 
 	if total < wire.ICMPv4HeaderLen {
 		return 0, syscall.EINVAL
@@ -541,7 +485,7 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	b := pkt.Bytes()
 	transport.Gather(b, src)
 	want := wire.ICMPv4Echo
-	if e.v6 {
+	if e.V6 {
 		want = wire.ICMPv6EchoRequest
 	}
 	if b[0] != want || b[1] != 0 {
@@ -558,7 +502,7 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 		return 0, syscall.ENETUNREACH
 	}
 	binary.BigEndian.PutUint16(b[4:], id)
-	if e.v6 {
+	if e.V6 {
 		wire.SetICMPv6Checksum(b, r.Src, r.Dst)
 	} else {
 		b[2], b[3] = 0, 0
@@ -576,7 +520,7 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 func (e *endpoint) Shutdown(how int) error {
 	e.mu.Lock()
 	err := e.ShutdownLocked(how)
-	connected := e.peer.IsValid()
+	connected := e.Peer.IsValid()
 	e.mu.Unlock()
 	if err != nil {
 		return err
@@ -608,26 +552,13 @@ func (e *endpoint) Close() error {
 func (e *endpoint) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return netip.AddrPortFrom(e.localOrAny(), e.ident)
-}
-
-func (e *endpoint) localOrAny() netip.Addr {
-	if e.local.IsValid() {
-		return e.local
-	}
-	if e.v6 {
-		return netip.IPv6Unspecified()
-	}
-	return netip.IPv4Unspecified()
+	return netip.AddrPortFrom(e.LocalOrAnyLocked(), e.ident)
 }
 
 func (e *endpoint) RemoteAddr() (netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.peer.IsValid() {
-		return netip.AddrPort{}, syscall.ENOTCONN
-	}
-	return netip.AddrPortFrom(e.peer, 0), nil
+	return e.RemoteLocked()
 }
 
 func (e *endpoint) SetSockOpt(level, name int, v any) error {
@@ -663,12 +594,12 @@ func (e *endpoint) Info() transport.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	in := transport.Info{Proto: "icmp", Protocol: syscall.IPPROTO_ICMP,
-		Local: netip.AddrPortFrom(e.localOrAny(), e.ident), RecvQ: e.Rcv.Bytes(), Drops: e.Rcv.Drops()}
-	if e.v6 {
+		Local: netip.AddrPortFrom(e.LocalOrAnyLocked(), e.ident), RecvQ: e.Rcv.Bytes(), Drops: e.Rcv.Drops()}
+	if e.V6 {
 		in.Proto, in.Protocol = "icmp6", syscall.IPPROTO_ICMPV6
 	}
-	if e.peer.IsValid() {
-		in.Remote, in.State = netip.AddrPortFrom(e.peer, 0), "ESTABLISHED"
+	if e.Peer.IsValid() {
+		in.Remote, in.State = netip.AddrPortFrom(e.Peer, 0), "ESTABLISHED"
 	}
 	return in
 }

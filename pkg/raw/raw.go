@@ -77,19 +77,19 @@ func (p *Protocol) NewEndpoint(family, protocol int) (transport.Endpoint, error)
 		return nil, syscall.EPROTONOSUPPORT
 	}
 	e := &endpoint{
-		p: p, s: p.s, v6: family == syscall.AF_INET6, proto: uint8(protocol),
+		p: p, s: p.s, IPAddrs: transport.IPAddrs{V6: family == syscall.AF_INET6}, proto: uint8(protocol),
 		opts: transport.NewOptions(transport.StackInterfaces(p.s)), csumOff: -1,
 		members: transport.NewMemberships(p.s),
 	}
-	if !e.v6 && protocol == syscall.IPPROTO_RAW {
+	if !e.V6 && protocol == syscall.IPPROTO_RAW {
 		e.opts.HdrIncl = true
 	}
-	if e.v6 && protocol == syscall.IPPROTO_ICMPV6 {
+	if e.V6 && protocol == syscall.IPPROTO_ICMPV6 {
 		e.csumOff = 2 // RFC 3542 §3.1: the kernel always computes it
 	}
 	p.eps.Add(e)
-	e.removeRaw = p.s.AddRawHandler(e.v6, e.proto, e.handlePacket)
-	e.removeErr = p.s.AddErrorHandler(e.v6, e.proto, e.handleError)
+	e.removeRaw = p.s.AddRawHandler(e.V6, e.proto, e.handlePacket)
+	e.removeErr = p.s.AddErrorHandler(e.V6, e.proto, e.handleError)
 	return e, nil
 }
 
@@ -99,7 +99,6 @@ func (p *Protocol) Endpoints() []transport.Info { return p.eps.Infos() }
 type endpoint struct {
 	p     *Protocol
 	s     *stack.Stack
-	v6    bool
 	proto uint8
 
 	removeRaw, removeErr func()
@@ -107,14 +106,14 @@ type endpoint struct {
 	mu sync.Mutex
 	// The queues, SO_ERROR, the shutdown and closed flags (under mu).
 	transport.DatagramEndpoint
+	// The family, the bound (or connect-chosen) address and the peer
+	// (under mu; the family never changes).
+	transport.IPAddrs
 	opts    transport.Options
 	members transport.Memberships
-	local   netip.Addr // bound (or connect-chosen) address; zero: any
-	bound   bool       // local came from Bind (connect's choice is undone on disconnect)
-	peer    netip.Addr // connected peer; zero: none
-	filter  uint32     // ICMP_FILTER: types (< 32) to block
-	filter6 [8]uint32  // ICMP6_FILTER: RFC 3542 §3.2, bit set blocks
-	csumOff int        // IPV6_CHECKSUM offset, -1: off
+	filter  uint32    // ICMP_FILTER: types (< 32) to block
+	filter6 [8]uint32 // ICMP6_FILTER: RFC 3542 §3.2, bit set blocks
+	csumOff int       // IPV6_CHECKSUM offset, -1: off
 }
 
 func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
@@ -123,39 +122,20 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	return e.ReadinessLocked(mask)
 }
 
-// family checks and normalises an address for this endpoint's family.
-func (e *endpoint) family(a netip.Addr) (netip.Addr, error) {
-	if e.v6 {
-		if a.Is4() || a.Is4In6() {
-			return a, syscall.EINVAL // raw6 sockets are IPv6 only
-		}
-		return a, nil
-	}
-	a = a.Unmap()
-	if !a.Is4() {
-		return a, syscall.EAFNOSUPPORT
-	}
-	return a, nil
-}
-
 // Bind sets the local address (the port is ignored: the protocol is the
 // socket's). Linux raw_bind accepts our addresses, multicast and
 // broadcast; an IPv6 zone binds to that interface.
 func (e *endpoint) Bind(addr netip.AddrPort) error {
-	a, err := e.family(addr.Addr())
+	a, err := e.Family(addr.Addr())
 	if err != nil {
-		if e.v6 {
+		if e.V6 {
 			return syscall.EADDRNOTAVAIL
 		}
 		return err
 	}
-	nic := 0
-	if z := a.Zone(); z != "" {
-		n, ok := transport.StackInterfaces(e.s).ZoneIndex(z)
-		if !ok {
-			return syscall.ENODEV
-		}
-		nic, a = n, a.WithZone("")
+	a, nic, err := transport.StackInterfaces(e.s).SplitZone(a)
+	if err != nil {
+		return err
 	}
 	if !a.IsUnspecified() && !e.s.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return syscall.EADDRNOTAVAIL
@@ -171,7 +151,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	if a.IsUnspecified() {
 		a = netip.Addr{}
 	}
-	e.local, e.bound = a, a.IsValid()
+	e.Local, e.Bound = a, a.IsValid()
 	if nic != 0 {
 		e.opts.BoundDevice = nic
 	}
@@ -184,35 +164,29 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 func (e *endpoint) Connect(addr netip.AddrPort) error {
 	if !addr.Addr().IsValid() {
 		e.mu.Lock()
-		e.peer = netip.Addr{}
-		if !e.bound {
-			e.local = netip.Addr{}
+		e.Peer = netip.Addr{}
+		if !e.Bound {
+			e.Local = netip.Addr{}
 		}
 		e.mu.Unlock()
 		return nil
 	}
-	a, err := e.family(addr.Addr())
+	a, err := e.Family(addr.Addr())
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
-	nic, src, bcast := e.opts.BoundDevice, e.local, e.opts.Broadcast
+	nic, src, bcast := e.opts.BoundDevice, e.Local, e.opts.Broadcast
 	e.mu.Unlock()
-	if src.IsMulticast() {
-		src = netip.Addr{}
-	}
-	r, err := e.s.FindRoute(nic, src, a)
+	r, err := transport.ConnectRoute(e.s, nic, src, a, bcast)
 	if err != nil {
 		return err
-	}
-	if r.Kind == stack.RouteBroadcast && !bcast {
-		return syscall.EACCES
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.peer = a.WithZone("")
-	if !e.local.IsValid() {
-		e.local = r.Src
+	e.Peer = a.WithZone("")
+	if !e.Local.IsValid() {
+		e.Local = r.Src
 	}
 	return nil
 }
@@ -242,7 +216,7 @@ func (e *endpoint) handlePacket(pi *stack.PacketInfo, pkt []byte) {
 // fromAddr is the sender as the socket reports it: link-local IPv6 peers
 // carry their interface as the zone (sin6_scope_id).
 func (e *endpoint) fromAddr(a netip.Addr, n *stack.NIC) netip.Addr {
-	if e.v6 && n != nil && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
+	if e.V6 && n != nil && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
 		return a.WithZone(n.Name())
 	}
 	return a
@@ -253,10 +227,10 @@ func (e *endpoint) accept(pi *stack.PacketInfo, pkt []byte) bool {
 	if e.Closed {
 		return false
 	}
-	if e.local.IsValid() && e.local != pi.Dst {
+	if e.Local.IsValid() && e.Local != pi.Dst {
 		return false
 	}
-	if e.peer.IsValid() && e.peer != pi.Src {
+	if e.Peer.IsValid() && e.Peer != pi.Src {
 		return false
 	}
 	if e.opts.BoundDevice != 0 && (pi.NIC == nil || pi.NIC.Index() != e.opts.BoundDevice) {
@@ -265,7 +239,7 @@ func (e *endpoint) accept(pi *stack.PacketInfo, pkt []byte) bool {
 	if pi.Dst.IsMulticast() && !e.opts.MulticastAll && !e.members.Has(pi.Dst, nicIndex(pi.NIC)) {
 		return false
 	}
-	if !e.v6 {
+	if !e.V6 {
 		if e.proto == wire.IPProtoICMP {
 			// Linux icmp_filter: a message too short for its type is
 			// blocked; types from 32 up are never blocked.
@@ -325,18 +299,18 @@ func (e *endpoint) deliverError(ie *stack.ICMPError) bool {
 	}
 	// raw_v4_match on the quoted header: our packet went from the bound
 	// address to the connected peer.
-	if (e.local.IsValid() && !e.local.IsMulticast() && e.local != ie.Src) ||
-		(e.peer.IsValid() && e.peer != ie.Dst) ||
+	if (e.Local.IsValid() && !e.Local.IsMulticast() && e.Local != ie.Src) ||
+		(e.Peer.IsValid() && e.Peer != ie.Dst) ||
 		(e.opts.BoundDevice != 0 && nicIndex(ie.NIC) != e.opts.BoundDevice) {
 		return false
 	}
-	connected := e.peer.IsValid()
+	connected := e.Peer.IsValid()
 	if !e.opts.RecvErr && !connected {
 		return false
 	}
 	errno, fatal := ie.Errno()
 	if tooBig(ie) {
-		if e.v6 {
+		if e.V6 {
 			fatal = e.opts.PMTUDisc == syscall.IP_PMTUDISC_DO
 		} else {
 			fatal = e.opts.PMTUDisc != syscall.IP_PMTUDISC_DONT
@@ -388,46 +362,18 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 		e.mu.Unlock() // sock_alloc_send_skb reports and clears it
 		return 0, err
 	}
-	dst := o.To.Addr()
-	if !dst.IsValid() {
-		dst = e.peer
-	}
-	if !dst.IsValid() {
-		e.mu.Unlock()
-		return 0, syscall.EDESTADDRREQ
-	}
-	dst, err := e.family(dst)
+	dst, nic, src2, err := e.DestinationLocked(&e.opts, o)
 	if err != nil {
 		e.mu.Unlock()
 		return 0, err
 	}
-	nic, src2 := e.opts.BoundDevice, o.Src
-	if o.IfIndex != 0 {
-		nic = o.IfIndex
-	}
-	if dst.Unmap().IsMulticast() && nic == 0 {
-		nic = e.opts.MulticastIf
-		if !src2.IsValid() && e.opts.MulticastAddr.IsValid() && !e.v6 {
-			src2 = e.opts.MulticastAddr
-		}
-	}
-	if !src2.IsValid() && e.local.IsValid() && !e.local.IsMulticast() {
-		src2 = e.local
-	}
-	wo := stack.WriteOptions{Proto: e.proto, TTL: e.opts.HopLimit(dst), TOS: e.opts.TrafficClass(dst),
-		DontFragment: e.opts.DontFragment(), Loop: e.opts.Loop(dst)}
-	hdrincl, bcast, csumOff := e.opts.HdrIncl && !e.v6, e.opts.Broadcast, e.csumOff
+	wo := e.opts.StackWriteOptions(e.proto, dst, o)
+	hdrincl, bcast, csumOff := e.opts.HdrIncl && !e.V6, e.opts.Broadcast, e.csumOff
 	e.mu.Unlock()
-	if o.HasTTL {
-		wo.TTL = o.TTL
-	}
-	if o.HasTOS {
-		wo.TOS = o.TOS
-	}
 	if total > 0xffff {
 		return 0, syscall.EMSGSIZE
 	}
-	if e.v6 && e.proto == syscall.IPPROTO_RAW {
+	if e.V6 && e.proto == syscall.IPPROTO_RAW {
 		return 0, syscall.EOPNOTSUPP // no IPv6 header inclusion (IPV6_HDRINCL) yet
 	}
 	r, err := e.s.FindRoute(nic, src2, dst)
@@ -446,14 +392,14 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	switch {
 	case hdrincl:
 		wo = stack.WriteOptions{HeaderIncluded: true, Loop: wo.Loop}
-	case e.v6 && csumOff >= 0:
+	case e.V6 && csumOff >= 0:
 		if csumOff+2 > len(b) {
 			return 0, syscall.EINVAL // rawv6_push_pending_frames
 		}
 		b[csumOff], b[csumOff+1] = 0, 0
 		sum := ^wire.Checksum(b, wire.PseudoHeaderChecksum(e.proto, r.Src, r.Dst, uint32(len(b))))
 		binary.BigEndian.PutUint16(b[csumOff:], sum)
-	case !e.v6 && e.proto == wire.IPProtoICMP && len(b) > 0:
+	case !e.V6 && e.proto == wire.IPProtoICMP && len(b) > 0:
 		e.s.CountICMPv4Out(b[0])
 	}
 	if err := e.s.WritePacket(&r, pkt, wo); err != nil {
@@ -467,7 +413,7 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 func (e *endpoint) Shutdown(how int) error {
 	e.mu.Lock()
 	err := e.ShutdownLocked(how)
-	connected := e.peer.IsValid()
+	connected := e.Peer.IsValid()
 	e.mu.Unlock()
 	if err != nil {
 		return err
@@ -499,26 +445,13 @@ func (e *endpoint) Close() error {
 func (e *endpoint) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return netip.AddrPortFrom(e.localOrAny(), uint16(e.proto))
-}
-
-func (e *endpoint) localOrAny() netip.Addr {
-	if e.local.IsValid() {
-		return e.local
-	}
-	if e.v6 {
-		return netip.IPv6Unspecified()
-	}
-	return netip.IPv4Unspecified()
+	return netip.AddrPortFrom(e.LocalOrAnyLocked(), uint16(e.proto))
 }
 
 func (e *endpoint) RemoteAddr() (netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.peer.IsValid() {
-		return netip.AddrPort{}, syscall.ENOTCONN
-	}
-	return netip.AddrPortFrom(e.peer, 0), nil
+	return e.RemoteLocked()
 }
 
 func (e *endpoint) SetSockOpt(level, name int, v any) error {
@@ -526,7 +459,7 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 	defer e.mu.Unlock()
 	switch {
 	case level == SOL_RAW && name == ICMP_FILTER:
-		if e.v6 || e.proto != wire.IPProtoICMP {
+		if e.V6 || e.proto != wire.IPProtoICMP {
 			return syscall.EOPNOTSUPP
 		}
 		n, err := transport.IntValue(v)
@@ -536,11 +469,11 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 		e.filter = uint32(n)
 		return nil
 	case level == syscall.IPPROTO_ICMPV6 && name == ICMP6_FILTER:
-		if !e.v6 || e.proto != wire.IPProtoICMPv6 {
+		if !e.V6 || e.proto != wire.IPProtoICMPv6 {
 			return syscall.EOPNOTSUPP
 		}
 		return setFilter6(&e.filter6, v)
-	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.v6:
+	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.V6:
 		if e.proto == wire.IPProtoICMPv6 && level == syscall.IPPROTO_IPV6 {
 			// RFC 3542 §3.1: not at this level on ICMPv6 sockets (Linux
 			// still takes it at SOL_RAW).
@@ -555,7 +488,7 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 		}
 		e.csumOff = max(n, -1)
 		return nil
-	case level == syscall.IPPROTO_IP && name == syscall.IP_HDRINCL && e.v6:
+	case level == syscall.IPPROTO_IP && name == syscall.IP_HDRINCL && e.V6:
 		return syscall.ENOPROTOOPT
 	case level == syscall.IPPROTO_IP && name == syscall.IP_HDRINCL && e.proto == syscall.IPPROTO_RAW:
 		return nil // IPPROTO_RAW always includes the header
@@ -565,7 +498,7 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 		if !ok {
 			return syscall.EINVAL
 		}
-		if m.Group.Unmap().Is4() == e.v6 {
+		if m.Group.Unmap().Is4() == e.V6 {
 			return syscall.EINVAL
 		}
 		if name == syscall.IP_ADD_MEMBERSHIP || name == syscall.IPV6_JOIN_GROUP {
@@ -610,16 +543,16 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	defer e.mu.Unlock()
 	switch {
 	case level == SOL_RAW && name == ICMP_FILTER:
-		if e.v6 || e.proto != wire.IPProtoICMP {
+		if e.V6 || e.proto != wire.IPProtoICMP {
 			return nil, syscall.EOPNOTSUPP
 		}
 		return int(e.filter), nil
 	case level == syscall.IPPROTO_ICMPV6 && name == ICMP6_FILTER:
-		if !e.v6 || e.proto != wire.IPProtoICMPv6 {
+		if !e.V6 || e.proto != wire.IPProtoICMPv6 {
 			return nil, syscall.EOPNOTSUPP
 		}
 		return e.filter6, nil
-	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.v6:
+	case (level == syscall.IPPROTO_IPV6 || level == SOL_RAW) && name == IPV6_CHECKSUM && e.V6:
 		return e.csumOff, nil
 	case level == syscall.SOL_SOCKET && name == syscall.SO_ERROR:
 		return e.TakeErrorLocked(), nil
@@ -634,13 +567,13 @@ func (e *endpoint) Info() transport.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	in := transport.Info{Proto: "raw", Protocol: int(e.proto),
-		Local: netip.AddrPortFrom(e.localOrAny(), uint16(e.proto)),
+		Local: netip.AddrPortFrom(e.LocalOrAnyLocked(), uint16(e.proto)),
 		State: "7", RecvQ: e.Rcv.Bytes(), Drops: e.Rcv.Drops()}
-	if e.v6 {
+	if e.V6 {
 		in.Proto = "raw6"
 	}
-	if e.peer.IsValid() {
-		in.Remote, in.State = netip.AddrPortFrom(e.peer, 0), "1"
+	if e.Peer.IsValid() {
+		in.Remote, in.State = netip.AddrPortFrom(e.Peer, 0), "1"
 	}
 	return in
 }

@@ -213,6 +213,22 @@ func ControlFor(o *Options, pi *stack.PacketInfo) ControlMessages {
 	return c
 }
 
+// StackWriteOptions is what the options give a packet of IP protocol
+// proto to dst (the TTL or hop limit, TOS or traffic class, DF and
+// multicast loop), a sendmsg's IP_TTL / IP_TOS control messages (w)
+// taking precedence.
+func (o *Options) StackWriteOptions(proto uint8, dst netip.Addr, w WriteOptions) stack.WriteOptions {
+	wo := stack.WriteOptions{Proto: proto, TTL: o.HopLimit(dst), TOS: o.TrafficClass(dst),
+		DontFragment: o.DontFragment(), Loop: o.Loop(dst)}
+	if w.HasTTL {
+		wo.TTL = w.TTL
+	}
+	if w.HasTOS {
+		wo.TOS = w.TOS
+	}
+	return wo
+}
+
 // ICMPErrorDatagram is the error-queue entry ip_icmp_error and
 // ipv6_icmp_error make for an ICMP error: data (what the protocol shows
 // of the quoted packet), from the quoted packet's destination with port

@@ -18,17 +18,23 @@
 //     the waiter queue, receive and error queues, the pending SO_ERROR,
 //     the shutdown and closed flags, Readiness and the datagram read —
 //     and EndpointSet, a protocol's open endpoints for netstat.
+//   - IPAddrs: the addressing raw and ping sockets share (one family, a
+//     local address and a peer, no ports of their own), with the
+//     destination and source choice of a send; ConnectRoute, their
+//     connect's route check.
 //   - StackInterfaces: a stack's NICs by name and index, for Options and
 //     for the socket layer's zone ↔ scope id mapping.
 //
 // Locking: an endpoint's own lock comes first, then the stack's locks
 // (route and interface lookups), then the leaves — each DatagramQueue's
 // lock and each EndpointSet's — under which nothing else is taken. A
-// DatagramEndpoint has no lock of its own: the endpoint that embeds it
-// guards it with its lock, and the methods named …Locked are called with
-// that lock held (Memberships likewise rely on their holder's lock).
-// waiter.Queue.Notify is never called with an endpoint's lock held: a
-// waiter's callback may call straight back into the endpoint.
+// DatagramEndpoint and an IPAddrs have no lock of their own: the
+// endpoint that embeds them guards them with its lock, and the methods
+// named …Locked are called with that lock held (Memberships likewise
+// rely on their holder's lock). Nothing in this package takes an
+// endpoint's lock. waiter.Queue.Notify is never called with an
+// endpoint's lock held: a waiter's callback may call straight back into
+// the endpoint.
 //
 // Errors are syscall.Errno values (possibly wrapped), with Linux's
 // meaning, so callers can test them with errors.Is.

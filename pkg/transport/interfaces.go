@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"net/netip"
 	"strconv"
+	"syscall"
 
 	"github.com/stackbox/stackbox/pkg/stack"
 )
@@ -48,4 +50,19 @@ func (i StackNICs) ZoneIndex(zone string) (int, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+// SplitZone takes an IPv6 address's zone off as the interface it names
+// (ZoneIndex): the address without the zone and the NIC index, 0 for
+// none, or ENODEV for a zone that names no NIC.
+func (i StackNICs) SplitZone(a netip.Addr) (netip.Addr, int, error) {
+	z := a.Zone()
+	if z == "" {
+		return a, 0, nil
+	}
+	n, ok := i.ZoneIndex(z)
+	if !ok {
+		return a, 0, syscall.ENODEV
+	}
+	return a.WithZone(""), n, nil
 }

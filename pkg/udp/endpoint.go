@@ -506,14 +506,8 @@ func (e *endpoint) prepareLocked(o transport.WriteOptions, size int) (stack.Rout
 	if err := e.autobindLocked(to); err != nil {
 		return r, wo, 0, to, err
 	}
-	wo = stack.WriteOptions{Proto: wire.IPProtoUDP, TTL: e.opts.HopLimit(dst), TOS: e.opts.TrafficClass(dst),
-		DontFragment: !v6 && e.opts.DontFragment(), Loop: e.opts.Loop(dst)}
-	if o.HasTTL {
-		wo.TTL = o.TTL
-	}
-	if o.HasTOS {
-		wo.TOS = o.TOS
-	}
+	wo = e.opts.StackWriteOptions(wire.IPProtoUDP, dst, o)
+	wo.DontFragment = wo.DontFragment && !v6
 	return r, wo, e.local.Port(), to, nil
 }
 
