@@ -324,6 +324,10 @@ func (s *Set) Covered() seqnum.Size {
 	return n
 }
 
+// At returns the i'th range, lowest first; it panics unless 0 <= i < Len.
+// With Len it walks the set without copying it.
+func (s *Set) At(i int) Range { return s.r[i] }
+
 // Ranges returns a copy of the ranges, lowest first.
 func (s *Set) Ranges() []Range { return append([]Range(nil), s.r...) }
 

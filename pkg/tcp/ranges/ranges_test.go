@@ -218,6 +218,9 @@ func TestFindFirstLast(t *testing.T) {
 			t.Errorf("Find(%d) = %v, %v", v, r, ok)
 		}
 	}
+	if s.At(0) != (Range{10, 20}) || s.At(1) != (Range{30, 40}) {
+		t.Error("At")
+	}
 	s.Clear()
 	if s.Len() != 0 || s.Base() != 0 {
 		t.Error("Clear")
