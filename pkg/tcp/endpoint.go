@@ -107,7 +107,8 @@ type endpoint struct {
 	backlog      int
 	synQ         int
 	acceptQ      []*endpoint
-	parent       *endpoint // the listener, while a child is not yet accepted
+	parent       *endpoint   // the listener, while a child is not yet accepted
+	acceptFull   atomic.Bool // len(acceptQ) > backlog, read by children without the listener's lock
 
 	soErr   syscall.Errno
 	softErr syscall.Errno // an ICMP error reported if the connection times out
@@ -504,6 +505,7 @@ func (e *endpoint) Listen(backlog int) error {
 	backlog = min(max(backlog, 0), SoMaxConn)
 	if e.state == StateListen {
 		e.backlog = backlog
+		e.acceptFull.Store(len(e.acceptQ) > e.backlog)
 		return nil
 	}
 	if e.state != StateClosed || e.connected {
@@ -579,6 +581,7 @@ func (e *endpoint) Accept() (transport.Endpoint, netip.AddrPort, error) {
 	c := e.acceptQ[0]
 	e.acceptQ[0] = nil
 	e.acceptQ = e.acceptQ[1:]
+	e.acceptFull.Store(len(e.acceptQ) > e.backlog)
 	c.mu.Lock()
 	c.parent = nil
 	remote := c.presentAP(c.remote)
@@ -841,6 +844,7 @@ func (l *endpoint) dropChild(c *endpoint) {
 			break
 		}
 	}
+	l.acceptFull.Store(len(l.acceptQ) > l.backlog)
 	l.mu.Unlock()
 }
 

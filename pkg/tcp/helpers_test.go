@@ -24,10 +24,11 @@ import (
 // testing/synctest bubble, so timers run in fake time).
 
 type host struct {
-	s    *stack.Stack
-	nic  *stack.NIC
-	tcp  *Protocol
-	port *emu.Port
+	nextPort uint16
+	s        *stack.Stack
+	nic      *stack.NIC
+	tcp      *Protocol
+	port     *emu.Port
 }
 
 func newNet(t testing.TB, seed uint64) *emu.Network {
@@ -168,9 +169,11 @@ func connPair(t testing.TB, a, b *host, v6 bool) (client, server *endpoint) {
 	if v6 {
 		fam, dst = syscall.AF_INET6, addrB6
 	}
-	l := b.listen(t, fam, ap(netip.Addr{}, 80), 16)
+	port := 80 + b.nextPort
+	b.nextPort++
+	l := b.listen(t, fam, ap(netip.Addr{}, port), 16)
 	client = a.open(t, fam)
-	mustConnect(t, client, ap(dst, 80))
+	mustConnect(t, client, ap(dst, port))
 	server = accept(t, l, 10*time.Second)
 	return client, server
 }
@@ -401,4 +404,55 @@ func dump(e *endpoint) string {
 	return fmt.Sprintf("%v una=%d nxt=%d max=%d snd.n=%d fin=%v/%v sndWnd=%d cwnd=%d rec=%v dup=%d rto=%v armed=%v retries=%d | rcvNxt=%d adv=%d rcv.n=%d ooo=%v finRcvd=%v mss=%d",
 		e.state, e.sndUna-e.iss, e.sndNxt-e.iss, e.sndMax-e.iss, e.snd.n, e.finQueued, e.finAcked, e.sndWnd, cw, e.inRecovery, e.dupAcks,
 		e.rtt.RTO(), e.rtoT.armed(), e.retries, e.rcvNxt-e.irs, e.rcvAdv-e.irs, e.rcv.n, e.ooo.Ranges(), e.finRcvd, e.mss)
+}
+
+// injector sends hand-built segments onto the network from a port of its
+// own, as an off-path attacker or a confused peer would.
+type injector struct {
+	port *emu.Port
+}
+
+func newInjector(t testing.TB, nw *emu.Network) *injector {
+	p := nw.NewPort(emu.PortConfig{})
+	p.Attach(link.DispatcherFunc(func([]byte) {}))
+	t.Cleanup(func() { p.Close() })
+	return &injector{port: p}
+}
+
+// send delivers a TCP segment from src to dst, in a frame to dstMAC.
+func (in *injector) send(t testing.TB, dstMAC wire.MAC, src, dst netip.AddrPort, f wire.TCPFields, payload []byte) {
+	t.Helper()
+	f.SrcPort, f.DstPort, f.PayloadLen = src.Port(), dst.Port(), len(payload)
+	seg := make([]byte, f.Len()+len(payload))
+	f.Encode(seg)
+	copy(seg[f.Len():], payload)
+	f.SetChecksum(seg, src.Addr(), dst.Addr())
+	var ip []byte
+	et := wire.EtherTypeIPv4
+	if src.Addr().Is4() {
+		h := wire.IPv4Fields{TTL: 64, Protocol: wire.IPProtoTCP, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: len(seg)}
+		ip = make([]byte, h.Len()+len(seg))
+		h.Encode(ip)
+		copy(ip[h.Len():], seg)
+	} else {
+		et = wire.EtherTypeIPv6
+		h := wire.IPv6Fields{HopLimit: 64, NextHeader: wire.IPProtoTCP, Src: src.Addr(), Dst: dst.Addr(), PayloadLen: len(seg)}
+		ip = make([]byte, h.Len()+len(seg))
+		h.Encode(ip)
+		copy(ip[h.Len():], seg)
+	}
+	e := wire.EthernetFields{Dst: dstMAC, Src: in.port.MAC(), EtherType: et}
+	b := make([]byte, e.Len()+len(ip))
+	e.Encode(b)
+	copy(b[e.Len():], ip)
+	if _, err := in.port.WritePackets([][]byte{b}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot returns an endpoint's send and receive sequence numbers.
+func snapshot(e *endpoint) (sndNxt, rcvNxt uint32, rcvWnd int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return uint32(e.sndMax), uint32(e.rcvNxt), int(e.rcvNxt.Size(e.rcvAdv))
 }

@@ -326,6 +326,12 @@ func (e *endpoint) connInput(seg *segment) {
 			e.sendRawResetLocked(seg.ack)
 			return
 		}
+		if e.parent != nil && e.parent.acceptFull.Load() {
+			// Linux (tcp_abort_on_overflow off): the ACK is dropped and the
+			// child stays in SYN_RECV; the SYN-ACK retransmission asks the
+			// client to ACK again, by when accept may have made room.
+			return
+		}
 		e.sndWnd = int(seg.wnd) << e.sndShift
 		e.maxSndWnd = max(e.maxSndWnd, e.sndWnd)
 		e.sndWl1, e.sndWl2 = seg.seq, seg.ack
@@ -361,6 +367,7 @@ func (l *endpoint) childEstablished(c *endpoint) {
 	ok := l.state == StateListen && len(l.acceptQ) <= l.backlog
 	if ok {
 		l.acceptQ = append(l.acceptQ, c)
+		l.acceptFull.Store(len(l.acceptQ) > l.backlog)
 		l.pending |= waiter.EventIn | waiter.EventRdNorm
 	}
 	l.unlock()
