@@ -152,15 +152,11 @@ func (o *Options) setSocket(name int, v any) error {
 	if err != nil {
 		return err
 	}
+	if f := o.flag(syscall.SOL_SOCKET, name); f != nil {
+		*f = n != 0
+		return nil
+	}
 	switch name {
-	case syscall.SO_REUSEADDR:
-		o.ReuseAddr = n != 0
-	case SO_REUSEPORT:
-		o.ReusePort = n != 0
-	case syscall.SO_KEEPALIVE:
-		o.KeepAlive = n != 0
-	case syscall.SO_BROADCAST:
-		o.Broadcast = n != 0
 	case syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE:
 		o.RcvBuf = max(min(n, MaxRcvBuf)*2, MinRcvBuf)
 		if name == syscall.SO_RCVBUFFORCE {
@@ -242,6 +238,10 @@ func (o *Options) setIP(name int, v any) error {
 	if err != nil {
 		return err
 	}
+	if f := o.flag(syscall.IPPROTO_IP, name); f != nil {
+		*f = n != 0
+		return nil
+	}
 	switch name {
 	case syscall.IP_TTL:
 		if n == -1 {
@@ -262,25 +262,8 @@ func (o *Options) setIP(name int, v any) error {
 			return syscall.EINVAL
 		}
 		o.MulticastTTL = n
-	case syscall.IP_MULTICAST_LOOP:
-		o.MulticastLoop = n != 0
-	case IP_MULTICAST_ALL:
-		o.MulticastAll = n != 0
-	case syscall.IP_HDRINCL:
-		o.HdrIncl = n != 0
-	case syscall.IP_RECVERR:
-		o.RecvErr = n != 0
-	case syscall.IP_RECVTTL:
-		o.RecvTTL = n != 0
-	case syscall.IP_RECVTOS:
-		o.RecvTOS = n != 0
-	case syscall.IP_PKTINFO:
-		o.PktInfo = n != 0
 	case syscall.IP_MTU_DISCOVER:
-		if n < syscall.IP_PMTUDISC_DONT || n > syscall.IP_PMTUDISC_PROBE+2 {
-			return syscall.EINVAL
-		}
-		o.PMTUDisc = n
+		return o.setPMTUDisc(n)
 	default:
 		return syscall.ENOPROTOOPT
 	}
@@ -292,9 +275,11 @@ func (o *Options) setIPv6(name int, v any) error {
 	if err != nil {
 		return err
 	}
+	if f := o.flag(syscall.IPPROTO_IPV6, name); f != nil {
+		*f = n != 0
+		return nil
+	}
 	switch name {
-	case syscall.IPV6_V6ONLY:
-		o.V6Only = n != 0
 	case syscall.IPV6_UNICAST_HOPS:
 		if n < -1 || n > 255 {
 			return syscall.EINVAL
@@ -323,38 +308,81 @@ func (o *Options) setIPv6(name int, v any) error {
 			return syscall.EINVAL
 		}
 		o.TClass = n
-	case syscall.IPV6_RECVERR:
-		o.RecvErr = n != 0
-	case syscall.IPV6_RECVHOPLIMIT:
-		o.RecvTTL = n != 0
-	case syscall.IPV6_RECVTCLASS:
-		o.RecvTOS = n != 0
-	case syscall.IPV6_RECVPKTINFO:
-		o.PktInfo = n != 0
 	case syscall.IPV6_MTU_DISCOVER:
-		if n < syscall.IP_PMTUDISC_DONT || n > syscall.IP_PMTUDISC_PROBE+2 {
-			return syscall.EINVAL
-		}
-		o.PMTUDisc = n
+		return o.setPMTUDisc(n)
 	default:
 		return syscall.ENOPROTOOPT
 	}
 	return nil
 }
 
-// Get returns a common option's value (ENOPROTOOPT for others).
-func (o *Options) Get(level, name int) (any, error) {
+// setPMTUDisc is IP_MTU_DISCOVER and IPV6_MTU_DISCOVER (IP_PMTUDISC_DONT
+// to IP_PMTUDISC_OMIT).
+func (o *Options) setPMTUDisc(n int) error {
+	if n < syscall.IP_PMTUDISC_DONT || n > syscall.IP_PMTUDISC_PROBE+2 {
+		return syscall.EINVAL
+	}
+	o.PMTUDisc = n
+	return nil
+}
+
+// flag is the field of a common on/off option (set with any non-zero
+// value, read as 0 or 1), or nil for another option.
+func (o *Options) flag(level, name int) *bool {
 	switch level {
 	case syscall.SOL_SOCKET:
 		switch name {
 		case syscall.SO_REUSEADDR:
-			return boolInt(o.ReuseAddr), nil
+			return &o.ReuseAddr
 		case SO_REUSEPORT:
-			return boolInt(o.ReusePort), nil
+			return &o.ReusePort
 		case syscall.SO_KEEPALIVE:
-			return boolInt(o.KeepAlive), nil
+			return &o.KeepAlive
 		case syscall.SO_BROADCAST:
-			return boolInt(o.Broadcast), nil
+			return &o.Broadcast
+		}
+	case syscall.IPPROTO_IP:
+		switch name {
+		case syscall.IP_MULTICAST_LOOP:
+			return &o.MulticastLoop
+		case IP_MULTICAST_ALL:
+			return &o.MulticastAll
+		case syscall.IP_HDRINCL:
+			return &o.HdrIncl
+		case syscall.IP_RECVERR:
+			return &o.RecvErr
+		case syscall.IP_RECVTTL:
+			return &o.RecvTTL
+		case syscall.IP_RECVTOS:
+			return &o.RecvTOS
+		case syscall.IP_PKTINFO:
+			return &o.PktInfo
+		}
+	case syscall.IPPROTO_IPV6:
+		switch name {
+		case syscall.IPV6_V6ONLY:
+			return &o.V6Only
+		case syscall.IPV6_RECVERR:
+			return &o.RecvErr
+		case syscall.IPV6_RECVHOPLIMIT:
+			return &o.RecvTTL
+		case syscall.IPV6_RECVTCLASS:
+			return &o.RecvTOS
+		case syscall.IPV6_RECVPKTINFO:
+			return &o.PktInfo
+		}
+	}
+	return nil
+}
+
+// Get returns a common option's value (ENOPROTOOPT for others).
+func (o *Options) Get(level, name int) (any, error) {
+	if f := o.flag(level, name); f != nil {
+		return boolInt(*f), nil
+	}
+	switch level {
+	case syscall.SOL_SOCKET:
+		switch name {
 		case syscall.SO_LINGER:
 			return o.Linger, nil
 		case syscall.SO_RCVBUF:
@@ -379,32 +407,16 @@ func (o *Options) Get(level, name int) (any, error) {
 			return int(o.TOS), nil
 		case syscall.IP_MULTICAST_TTL:
 			return o.MulticastTTL, nil
-		case syscall.IP_MULTICAST_LOOP:
-			return boolInt(o.MulticastLoop), nil
-		case IP_MULTICAST_ALL:
-			return boolInt(o.MulticastAll), nil
 		case syscall.IP_MULTICAST_IF:
 			if o.MulticastAddr.IsValid() {
 				return o.MulticastAddr, nil
 			}
 			return netip.IPv4Unspecified(), nil
-		case syscall.IP_HDRINCL:
-			return boolInt(o.HdrIncl), nil
-		case syscall.IP_RECVERR:
-			return boolInt(o.RecvErr), nil
-		case syscall.IP_RECVTTL:
-			return boolInt(o.RecvTTL), nil
-		case syscall.IP_RECVTOS:
-			return boolInt(o.RecvTOS), nil
-		case syscall.IP_PKTINFO:
-			return boolInt(o.PktInfo), nil
 		case syscall.IP_MTU_DISCOVER:
 			return o.PMTUDisc, nil
 		}
 	case syscall.IPPROTO_IPV6:
 		switch name {
-		case syscall.IPV6_V6ONLY:
-			return boolInt(o.V6Only), nil
 		case syscall.IPV6_UNICAST_HOPS:
 			if o.UnicastHops < 0 {
 				return 64, nil
@@ -418,14 +430,6 @@ func (o *Options) Get(level, name int) (any, error) {
 			return boolInt(o.MulticastLoop6), nil
 		case syscall.IPV6_TCLASS:
 			return max(o.TClass, 0), nil
-		case syscall.IPV6_RECVERR:
-			return boolInt(o.RecvErr), nil
-		case syscall.IPV6_RECVHOPLIMIT:
-			return boolInt(o.RecvTTL), nil
-		case syscall.IPV6_RECVTCLASS:
-			return boolInt(o.RecvTOS), nil
-		case syscall.IPV6_RECVPKTINFO:
-			return boolInt(o.PktInfo), nil
 		case syscall.IPV6_MTU_DISCOVER:
 			return o.PMTUDisc, nil
 		}
