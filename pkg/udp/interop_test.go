@@ -33,6 +33,13 @@ var (
 	us6   = netip.MustParseAddr("fd79::2")
 )
 
+// kernelFamilies are the lab's two sides in each IP version.
+var kernelFamilies = []struct {
+	network  string
+	fam      int
+	kern, us netip.Addr
+}{{"udp4", syscall.AF_INET, kern4, us4}, {"udp6", syscall.AF_INET6, kern6, us6}}
+
 type udpLab struct {
 	l   *netlab.Lab
 	tp  *netlab.TAP
@@ -119,11 +126,7 @@ func echoServer(t *testing.T, ep transport.Endpoint) {
 // over IPv4 and IPv6, small and fragmented.
 func TestKernelUDPEcho(t *testing.T) {
 	k := newUDPLab(t)
-	for _, tc := range []struct {
-		network  string
-		fam      int
-		kern, us netip.Addr
-	}{{"udp4", syscall.AF_INET, kern4, us4}, {"udp6", syscall.AF_INET6, kern6, us6}} {
+	for _, tc := range kernelFamilies {
 		t.Run(tc.network, func(t *testing.T) {
 			// The kernel echoes; we send.
 			kc := k.kernelConn(t, func() (*net.UDPConn, error) {
@@ -329,11 +332,7 @@ func TestKernelUDPMulticast(t *testing.T) {
 // one to a closed port of the kernel's gets ours ECONNREFUSED.
 func TestKernelUDPPortUnreachable(t *testing.T) {
 	k := newUDPLab(t)
-	for _, tc := range []struct {
-		network  string
-		fam      int
-		kern, us netip.Addr
-	}{{"udp4", syscall.AF_INET, kern4, us4}, {"udp6", syscall.AF_INET6, kern6, us6}} {
+	for _, tc := range kernelFamilies {
 		t.Run(tc.network, func(t *testing.T) {
 			kc := k.kernelConn(t, func() (*net.UDPConn, error) {
 				return net.DialUDP(tc.network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.us, 9)))
