@@ -753,17 +753,15 @@ func (e *endpoint) icmpError(ie *stack.ICMPError, errno syscall.Errno, hard bool
 	e.SoErr = errno
 	e.mu.Unlock()
 	if recverr {
-		origin := uint8(transport.OriginICMP)
-		if ie.IsIPv6() {
-			origin = transport.OriginICMP6
-		}
 		var data []byte
 		if len(ie.Payload) > wire.UDPHeaderLen {
 			data = ie.Payload[wire.UDPHeaderLen:]
 		}
-		ee := &transport.SockExtendedErr{Errno: int(errno), Origin: origin, Type: ie.Type, Code: ie.Code,
-			Info: uint32(max(ie.MTU, 0)), Offender: e.present(ie.From.Unmap())}
-		e.ErrQ.Push(transport.Datagram{Data: data, From: e.presentAP(remote), Control: transport.ControlMessages{Err: ee}}, limit)
+		// As ip_icmp_error, with the addresses in the socket's family.
+		d := transport.ICMPErrorDatagram(ie, errno, data)
+		d.From = e.presentAP(remote)
+		d.Control.Err.Offender = e.present(ie.From.Unmap())
+		e.ErrQ.Push(d, limit)
 	}
 	e.Q.Notify(waiter.EventErr)
 }

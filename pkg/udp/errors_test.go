@@ -109,6 +109,20 @@ func TestICMPErrorConversion(t *testing.T) {
 			}
 			ep.Close()
 		}
+		// A parameter problem's pointer is the error's ee_info, as
+		// __udp4_lib_err / ip_icmp_error report it.
+		ep := a.open(t, syscall.AF_INET)
+		setOpt(t, ep, syscall.IPPROTO_IP, syscall.IP_RECVERR, 1)
+		if err := ep.Connect(peer4); err != nil {
+			t.Fatal(err)
+		}
+		a.udp.HandleError(&stack.ICMPError{NIC: a.nic, From: router4, Type: wire.ICMPv4ParamProblem, Pointer: 9,
+			Src: addrA4, Dst: addrB4, Proto: wire.IPProtoUDP, Payload: quoted(ep.LocalAddr().Port(), peer4.Port(), "")})
+		res, err := ep.Read([][]byte{make([]byte, 10)}, transport.ReadOptions{ErrQueue: true})
+		if err != nil || res.Control.Err == nil || res.Control.Err.Info != 9 || res.Control.Err.Offender != router4 {
+			t.Errorf("parameter problem on the error queue: %+v %v, want ee_info 9 from %v", res.Control.Err, err, router4)
+		}
+		ep.Close()
 		// Nobody's 4-tuple: nothing happens (and nothing panics).
 		a.udp.HandleError(&stack.ICMPError{NIC: a.nic, From: router4, Type: 3, Code: 3, Src: addrA4, Dst: addrB4,
 			Proto: wire.IPProtoUDP, Payload: quoted(1, 2, "")})
