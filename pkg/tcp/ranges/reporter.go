@@ -85,8 +85,9 @@ func (p *Reporter) Blocks(rcvNxt seqnum.Value, max int, set *Set) []Range {
 // it if it lies above rcvNxt (RFC 2883 §4); the D-SACK is then forgotten,
 // since each duplicate is reported once. Then come the ranges holding the
 // most recently received segments, latest first, each once and none at or
-// below rcvNxt (RFC 2018 §4). Ranges are clipped to start at rcvNxt in case
-// set was not trimmed to it.
+// below rcvNxt (RFC 2018 §4), and then, while there is room, the other
+// ranges of set, lowest first. Ranges are clipped to start at rcvNxt in
+// case set was not trimmed to it.
 func (p *Reporter) AppendBlocks(dst []Range, rcvNxt seqnum.Value, max int, set *Set) []Range {
 	max = min(max, wire.TCPMaxSACKBlocks)
 	if max <= 0 {
@@ -115,6 +116,19 @@ func (p *Reporter) AppendBlocks(dst []Range, rcvNxt seqnum.Value, max int, set *
 		}
 	}
 	p.n = k
+	// RFC 2018 §4 also wants as many distinct blocks as fit: ranges with no
+	// recent segment (their entries aged out) fill the rest, lowest first,
+	// as the holes nearest RCV.NXT matter most to the sender.
+	for i := 0; i < set.Len() && len(dst)-start < max; i++ {
+		h := set.At(i)
+		if h.End.LessThanEq(rcvNxt) {
+			continue
+		}
+		h.Start = seqnum.Max(h.Start, rcvNxt)
+		if !slices.Contains(dst[from:], h) {
+			dst = append(dst, h)
+		}
+	}
 	return dst
 }
 

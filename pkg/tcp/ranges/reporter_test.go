@@ -225,9 +225,35 @@ func TestReporterForgets(t *testing.T) {
 	if b := r.rep.Blocks(350, 4, r.set); !slices.Equal(b, rs(350, 400)) {
 		t.Errorf("untrimmed: %v", b)
 	}
+	// Reset forgets recency, so the set's ranges are all there is to report.
 	r.rep.Reset()
-	if b := r.rep.Blocks(r.nxt, 4, r.set); len(b) != 0 {
+	if b := r.rep.Blocks(r.nxt, 4, r.set); !slices.Equal(b, rs(300, 400)) {
 		t.Errorf("after Reset: %v", b)
+	}
+}
+
+// Ranges without a remembered segment fill the option, lowest first, after
+// the recent ones (RFC 2018 §4: as many distinct blocks as possible).
+func TestReporterFills(t *testing.T) {
+	r := newReceiver(0, 4)
+	for _, st := range []uint32{600, 100, 500, 200, 400, 300} {
+		r.segment(st, st+50)
+	}
+	r.rep.Reset()
+	if b := r.rep.Blocks(r.nxt, 4, r.set); !slices.Equal(b, rs(100, 150, 200, 250, 300, 350, 400, 450)) {
+		t.Errorf("no recency: %v", b)
+	}
+	_, b := r.segment(550, 560)
+	if !slices.Equal(b, rs(500, 560, 100, 150, 200, 250, 300, 350)) {
+		t.Errorf("one recent: %v", b)
+	}
+	r.rep.Duplicate(600, 650)
+	if b := r.rep.Blocks(r.nxt, 4, r.set); !slices.Equal(b, rs(600, 650, 600, 650, 500, 560, 100, 150)) {
+		t.Errorf("D-SACK, holder, recent, fill: %v", b)
+	}
+	// Fill is clipped to an untrimmed RCV.NXT too.
+	if b := r.rep.Blocks(220, 4, r.set); !slices.Equal(b, rs(500, 560, 220, 250, 300, 350, 400, 450)) {
+		t.Errorf("fill above 220: %v", b)
 	}
 }
 
