@@ -4,6 +4,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 )
 
@@ -165,24 +166,85 @@ func (r *RACK) DetectLoss(now time.Time, reoWnd time.Duration, segs iter.Seq[Seg
 	return lost, reoTimeout
 }
 
-// WCDelAckT is RFC 8985 §7.2's worst-case delayed-ACK timer.
-const WCDelAckT = 200 * time.Millisecond
+// DefaultMaxAckDelay is RFC 8985 §7.2's recommended TLP.max_ack_delay, the
+// sender's estimate of the receiver's worst-case delayed-ACK timer
+// (WCDelAckT).
+const DefaultMaxAckDelay = 200 * time.Millisecond
 
-// PTO is the Tail Loss Probe timeout of RFC 8985 §7.2: twice the smoothed
-// RTT (one second without an RTT sample), plus WCDelAckT when only one
-// segment is in flight as its ACK may be delayed, and never later than
-// the RTO: rtoRemaining is the time left until the retransmission timer
-// fires (<= 0 if it is not armed).
-func PTO(srtt time.Duration, hasSRTT bool, flightSegs int, rtoRemaining time.Duration) time.Duration {
+// PTO is TLP_calc_PTO, the Tail Loss Probe timeout of RFC 8985 §7.2: twice
+// the smoothed RTT (one second without an RTT sample), plus maxAckDelay
+// when only one segment is in flight, as its ACK may be delayed; never
+// later than the RTO: rtoRemaining is the time left until the
+// retransmission timer fires (<= 0 if it is not armed).
+func PTO(srtt time.Duration, hasSRTT bool, flightSegs int, maxAckDelay, rtoRemaining time.Duration) time.Duration {
 	pto := time.Second
 	if hasSRTT {
 		pto = 2 * srtt
 		if flightSegs == 1 {
-			pto += WCDelAckT
+			pto += maxAckDelay
 		}
 	}
 	if rtoRemaining > 0 {
 		pto = min(pto, rtoRemaining)
 	}
 	return pto
+}
+
+// TLP is the state of a loss probe episode (RFC 8985 §7.1, §7.4):
+// TLP.end_seq and TLP.is_retrans. The zero TLP has no probe in flight.
+type TLP struct {
+	endSeq    seqnum.Value
+	inFlight  bool
+	isRetrans bool
+}
+
+// TLPOutcome is what an ACK says about the probe in flight.
+type TLPOutcome int
+
+const (
+	// TLPPending: the episode goes on (no probe, or not yet decided).
+	TLPPending TLPOutcome = iota
+	// TLPNoLoss: the episode is over and nothing was lost.
+	TLPNoLoss
+	// TLPRepaired: the probe repaired a loss, so congestion control must
+	// react to it (RFC 8985 §7.4.2).
+	TLPRepaired
+)
+
+// Reset forgets the episode; RFC 8985 §7.1 resets it when a connection
+// starts and on entering fast or RTO recovery.
+func (t *TLP) Reset() { *t = TLP{} }
+
+// InFlight reports whether a probe is in flight; while it is, no other may
+// be sent (RFC 8985 §7.3, first condition).
+func (t *TLP) InFlight() bool { return t.inFlight }
+
+// Sent records a probe sent when SND.NXT (after it) was sndNxt;
+// retransmitted is whether it resent data rather than sending new data.
+func (t *TLP) Sent(sndNxt seqnum.Value, retransmitted bool) {
+	t.endSeq, t.inFlight, t.isRetrans = sndNxt, true, retransmitted
+}
+
+// OnAck is TLP_process_ack (RFC 8985 §7.4.2) for an ACK of ack. dsack is
+// the ACK's D-SACK block if it has one (DSACK); it matches the probe when
+// it ends at TLP.end_seq, the end of the resent last segment, and means both
+// the original and the probe arrived. dupAckNoSACK is whether the ACK is a
+// duplicate ACK without any SACK option, which says the same for a peer
+// without SACK.
+func (t *TLP) OnAck(ack seqnum.Value, dsack ranges.Range, hasDSACK, dupAckNoSACK bool) TLPOutcome {
+	if !t.inFlight || ack.LessThan(t.endSeq) {
+		return TLPPending
+	}
+	switch {
+	case !t.isRetrans: // a probe of new data was delivered
+	case hasDSACK && dsack.End == t.endSeq:
+	case t.endSeq.LessThan(ack):
+		t.Reset()
+		return TLPRepaired
+	case dupAckNoSACK:
+	default:
+		return TLPPending
+	}
+	t.Reset()
+	return TLPNoLoss
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 )
 
@@ -175,22 +176,71 @@ func TestRACKReoWndAdaptation(t *testing.T) {
 }
 
 func TestPTO(t *testing.T) {
+	d := DefaultMaxAckDelay
 	for _, c := range []struct {
 		srtt    time.Duration
 		has     bool
 		flight  int
+		delay   time.Duration
 		rtoLeft time.Duration
 		want    time.Duration
 	}{
-		{ms(30), true, 5, 0, ms(60)},
-		{ms(30), true, 1, 0, ms(260)},
-		{0, false, 3, 0, time.Second},
-		{ms(30), true, 5, ms(40), ms(40)},
-		{ms(30), true, 1, time.Second, ms(260)},
-		{0, false, 1, ms(700), ms(700)},
+		{ms(30), true, 5, d, 0, ms(60)},
+		{ms(30), true, 1, d, 0, ms(260)},
+		{ms(30), true, 1, ms(25), 0, ms(85)},
+		{0, false, 3, d, 0, time.Second},
+		{0, false, 1, d, 0, time.Second},
+		{ms(30), true, 5, d, ms(40), ms(40)},
+		{ms(30), true, 1, d, time.Second, ms(260)},
+		{0, false, 1, d, ms(700), ms(700)},
 	} {
-		if got := PTO(c.srtt, c.has, c.flight, c.rtoLeft); got != c.want {
-			t.Errorf("PTO(%v, %v, %d, %v) = %v, want %v", c.srtt, c.has, c.flight, c.rtoLeft, got, c.want)
+		if got := PTO(c.srtt, c.has, c.flight, c.delay, c.rtoLeft); got != c.want {
+			t.Errorf("PTO(%v, %v, %d, %v, %v) = %v, want %v", c.srtt, c.has, c.flight, c.delay, c.rtoLeft, got, c.want)
 		}
+	}
+}
+
+// RFC 8985 §7.4.2, TLP_process_ack, one case at a time.
+func TestTLPProcessAck(t *testing.T) {
+	none := ranges.Range{}
+	for _, c := range []struct {
+		name       string
+		retrans    bool
+		ack        seqnum.Value
+		dsack      ranges.Range
+		hasDSACK   bool
+		dupNoSACK  bool
+		want       TLPOutcome
+		stillThere bool
+	}{
+		{"ACK below the probe", true, 1900, none, false, false, TLPPending, true},
+		{"new-data probe delivered", false, 2000, none, false, false, TLPNoLoss, false},
+		{"D-SACK of the probe", true, 2000, ranges.Range{Start: 1900, End: 2000}, true, false, TLPNoLoss, false},
+		{"D-SACK of something else", true, 2000, ranges.Range{Start: 1500, End: 1600}, true, false, TLPPending, true},
+		{"ACK beyond: a loss repaired", true, 2100, none, false, false, TLPRepaired, false},
+		{"duplicate ACK without SACK", true, 2000, none, false, true, TLPNoLoss, false},
+		{"ACK at the probe, undecided", true, 2000, none, false, false, TLPPending, true},
+	} {
+		var p TLP
+		p.Sent(2000, c.retrans)
+		if !p.InFlight() {
+			t.Fatal("probe not in flight after Sent")
+		}
+		if got := p.OnAck(c.ack, c.dsack, c.hasDSACK, c.dupNoSACK); got != c.want || p.InFlight() != c.stillThere {
+			t.Errorf("%s: OnAck = %v, in flight %v", c.name, got, p.InFlight())
+		}
+	}
+	var p TLP
+	if p.OnAck(5000, ranges.Range{}, false, true) != TLPPending {
+		t.Error("an ACK without a probe ended an episode")
+	}
+	p.Sent(0x10, true) // across the wrap
+	if p.OnAck(0xfffffff0, ranges.Range{}, false, true) != TLPPending || p.OnAck(0x20, ranges.Range{}, false, false) != TLPRepaired {
+		t.Error("TLP across the wrap")
+	}
+	p.Sent(100, true)
+	p.Reset()
+	if p.InFlight() {
+		t.Error("Reset kept the probe")
 	}
 }

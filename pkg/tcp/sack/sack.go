@@ -3,9 +3,9 @@
 // selectively acknowledged, and from that the routines of RFC 6675 §4
 // (Update, IsLost, SetPipe as Pipe, NextSeg), plus D-SACK detection (RFC
 // 2883 §4, RFC 3708 §2). It also holds RACK's time-based loss detection
-// (RFC 8985 §6, type RACK) and the Tail Loss Probe timeout (§7.2, PTO), as
-// pure logic; sending the probe and tracking its episode (§7.3, §7.4) are
-// the caller's.
+// (RFC 8985 §6, type RACK), the Tail Loss Probe timeout (§7.2, PTO) and
+// the probe episode's outcome (§7.4, type TLP), as pure logic; choosing and
+// sending the probe (§7.3) is the caller's.
 //
 // The scoreboard holds byte ranges, not segments, so it is cheap and
 // bounded: at most a fixed number of SACKed ranges are kept (a
