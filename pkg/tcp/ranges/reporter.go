@@ -82,7 +82,7 @@ func (p *Reporter) Blocks(rcvNxt seqnum.Value, max int, set *Set) []Range {
 // AppendBlocks appends the SACK blocks for the ACK being sent to dst.
 //
 // A pending D-SACK block comes first, followed by the range of set holding
-// it if it lies above rcvNxt (RFC 2883 §4); the D-SACK is then forgotten,
+// it (its last octet) if there is one above rcvNxt (RFC 2883 §4); the D-SACK is then forgotten,
 // since each duplicate is reported once. Then come the ranges holding the
 // most recently received segments, latest first, each once and none at or
 // below rcvNxt (RFC 2018 §4), and then, while there is room, the other
@@ -99,8 +99,14 @@ func (p *Reporter) AppendBlocks(dst []Range, rcvNxt seqnum.Value, max int, set *
 		p.hasDSACK = false
 		dst = append(dst, p.dsack)
 		from++ // the D-SACK block may equal its holder; both are sent
-		if h, ok := p.holder(p.dsack.Start, rcvNxt, set); ok && max > 1 {
-			dst = append(dst, h)
+		// The holder is the range the duplicate's last octet is in: one
+		// wholly below the base has none, and must not borrow the range
+		// that starts at the base.
+		last := p.dsack.End - 1
+		if _, in := set.Find(last); in && max > 1 {
+			if h, ok := p.holder(last, rcvNxt, set); ok {
+				dst = append(dst, h)
+			}
 		}
 	}
 	k := 0

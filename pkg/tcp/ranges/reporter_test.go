@@ -232,6 +232,25 @@ func TestReporterForgets(t *testing.T) {
 	}
 }
 
+// A D-SACK's holder is the range its last octet lies in: none for one
+// below the base, even with a range starting at the base (TrimBelow leaves
+// it there); that range for one straddling the base.
+func TestDSACKHolderAtBase(t *testing.T) {
+	r := newReceiver(0, 4)
+	r.segment(600, 700)
+	r.set.Add(400, 500)
+	r.set.TrimBelow(400)
+	r.nxt = 400
+	r.rep.Duplicate(350, 400)
+	if b := r.rep.Blocks(400, 4, r.set); !slices.Equal(b, rs(350, 400, 600, 700, 400, 500)) {
+		t.Errorf("D-SACK below the base: %v", b)
+	}
+	r.rep.Duplicate(350, 450)
+	if b := r.rep.Blocks(400, 4, r.set); !slices.Equal(b, rs(350, 450, 400, 500, 600, 700)) {
+		t.Errorf("D-SACK straddling the base: %v", b)
+	}
+}
+
 // Ranges without a remembered segment fill the option, lowest first, after
 // the recent ones (RFC 2018 §4: as many distinct blocks as possible).
 func TestReporterFills(t *testing.T) {
