@@ -41,7 +41,8 @@ const DefaultMaxRanges = ranges.DefaultMaxRanges
 
 // Scoreboard is the sender's record of SACKed ranges above SND.UNA. The
 // zero Scoreboard is empty, based at 0 with bound DefaultMaxRanges; Init
-// gives it a base. Nothing but Init allocates.
+// gives it a base. Only Init (or a zero Scoreboard's first Update) and
+// Ranges allocate.
 type Scoreboard struct {
 	set ranges.Set
 	// lostBelow, when lostSet, is SND.NXT at the last retransmission
