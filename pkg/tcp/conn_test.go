@@ -145,7 +145,8 @@ func TestLingerZeroAborts(t *testing.T) {
 
 // TestRFC5961: an in-window RST that is not exact, and a SYN on an
 // established connection, each get a challenge ACK and leave the
-// connection up; the exact RST resets it.
+// connection up; a burst of them gets one per 500 ms; the exact RST
+// resets it.
 func TestRFC5961(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := newNet(t, 7)
@@ -174,6 +175,9 @@ func TestRFC5961(t *testing.T) {
 		if st := c.Info().State; st != "ESTABLISHED" {
 			t.Fatalf("after an inexact RST: %s", st)
 		}
+		// A second challenge within Linux's 500 ms (tcp_invalid_ratelimit)
+		// would be suppressed.
+		time.Sleep(time.Second)
 		in.send(t, a.port.MAC(), remote, local, wire.TCPFields{Seq: rcvNxt + 100, Flags: wire.TCPFlagSYN}, nil)
 		synctest.Wait()
 		if acks() != before+2 {
@@ -181,6 +185,13 @@ func TestRFC5961(t *testing.T) {
 		}
 		if st := c.Info().State; st != "ESTABLISHED" {
 			t.Fatalf("after a SYN: %s", st)
+		}
+		for range 5 {
+			in.send(t, a.port.MAC(), remote, local, wire.TCPFields{Seq: rcvNxt + 100, Flags: wire.TCPFlagSYN}, nil)
+		}
+		synctest.Wait()
+		if acks() != before+2 {
+			t.Fatalf("a burst of SYNs right after a challenge: %d more challenge ACKs, want 0", acks()-before-2)
 		}
 		// Out-of-window RST: ignored silently (an ACK answers only a
 		// non-RST unacceptable segment).

@@ -143,6 +143,7 @@ type endpoint struct {
 	prr                         cc.PRR
 	prrBudget                   int
 	lastSend                    time.Time
+	lastOOWAck                  time.Time // the last rate-limited ACK
 	nodelay, cork               bool
 	userMSS                     int
 	keepIdle, keepIntvl         time.Duration

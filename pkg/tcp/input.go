@@ -269,7 +269,7 @@ func (e *endpoint) connInput(seg *segment) {
 	// PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent is a
 	// segment from an earlier incarnation of the sequence space.
 	if e.tsOK && seg.opts.HasTimestamps && !seg.has(wire.TCPFlagRST) && int32(seg.opts.TSVal-e.tsRecent) < 0 {
-		e.sendAckLocked()
+		e.sendOOWAckLocked(seg)
 		return
 	}
 	if !e.acceptable(seg) {
@@ -278,7 +278,7 @@ func (e *endpoint) connInput(seg *segment) {
 				end := seg.seq.Add(seqnum.Size(len(seg.payload)))
 				e.sackRep.Duplicate(seg.seq, end) // RFC 2883 D-SACK
 			}
-			e.sendAckLocked()
+			e.sendOOWAckLocked(seg)
 		}
 		return
 	}
@@ -286,7 +286,7 @@ func (e *endpoint) connInput(seg *segment) {
 		// RFC 5961 §3.2: only an exact RST resets; an in-window one gets
 		// a challenge ACK.
 		if seg.seq != e.rcvNxt {
-			e.sendAckLocked()
+			e.sendChallengeAckLocked()
 			return
 		}
 		switch e.state {
@@ -310,7 +310,7 @@ func (e *endpoint) connInput(seg *segment) {
 	if seg.has(wire.TCPFlagSYN) {
 		// RFC 5961 §4.2: a SYN in a synchronized state (or SYN_RECV) gets
 		// a challenge ACK, whatever its sequence number.
-		e.sendAckLocked()
+		e.sendChallengeAckLocked()
 		return
 	}
 	if !seg.has(wire.TCPFlagACK) {
@@ -386,11 +386,11 @@ func (e *endpoint) ackInput(seg *segment) bool {
 	// RFC 5961 §5.2: an ACK for data never sent, or older than the
 	// largest window the peer could have seen, gets a challenge ACK.
 	if e.sndMax.LessThan(ack) {
-		e.sendAckLocked()
+		e.sendChallengeAckLocked()
 		return false
 	}
 	if ack.LessThan(e.sndUna.Add(-seqnum.Size(max(e.maxSndWnd, 65535)))) {
-		e.sendAckLocked()
+		e.sendChallengeAckLocked()
 		return false
 	}
 	wnd := int(seg.wnd) << e.sndShift
@@ -648,5 +648,34 @@ func (e *endpoint) timeWaitInput(seg *segment) {
 	if seg.has(wire.TCPFlagFIN) && seg.seq.Add(seqnum.Size(len(seg.payload))+1) == e.rcvNxt {
 		e.twT.set(e.p.TimeWait, e.onTimeWait)
 	}
+	e.sendAckLocked()
+}
+
+// oowRateLimit is Linux's tcp_invalid_ratelimit: at most one ACK per
+// half second answers out-of-window pure ACKs and other segments that
+// only provoke an ACK. Without it two ends that disagree about the
+// sequence space (a forged segment was accepted, say) answer each
+// other's ACKs forever.
+const oowRateLimit = 500 * time.Millisecond
+
+// sendOOWAckLocked answers an unacceptable segment (RFC 9293 §3.10.7.4):
+// at once if it carried data or a SYN (the sender needs the ACK to
+// recover), rate-limited if it was a bare ACK (Linux tcp_oow_rate_limited).
+func (e *endpoint) sendOOWAckLocked(seg *segment) {
+	if len(seg.payload) == 0 && !seg.has(wire.TCPFlagSYN) {
+		e.sendChallengeAckLocked()
+		return
+	}
+	e.sendAckLocked()
+}
+
+// sendChallengeAckLocked sends a challenge ACK (RFC 5961 §3.2, §4.2,
+// §5.2), at most one per oowRateLimit (RFC 5961 §7).
+func (e *endpoint) sendChallengeAckLocked() {
+	now := time.Now()
+	if !e.lastOOWAck.IsZero() && now.Sub(e.lastOOWAck) < oowRateLimit {
+		return
+	}
+	e.lastOOWAck = now
 	e.sendAckLocked()
 }
