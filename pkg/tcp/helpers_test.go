@@ -264,6 +264,7 @@ type segRecord struct {
 	wnd      uint16
 	opts     wire.TCPOptions
 	n        int
+	at       time.Time
 }
 
 func parseFrame(f []byte) (segRecord, bool) {
@@ -315,6 +316,7 @@ func (r *recorder) Attach(d link.Dispatcher) {
 	}
 	r.Endpoint.Attach(link.DispatcherFunc(func(f []byte) {
 		if s, ok := parseFrame(f); ok {
+			s.at = time.Now()
 			r.mu.Lock()
 			r.in = append(r.in, s)
 			r.mu.Unlock()
@@ -328,6 +330,7 @@ func (r *recorder) WritePackets(frames [][]byte) (int, error) {
 	r.mu.Lock()
 	for _, f := range frames {
 		s, ok := parseFrame(f)
+		s.at = time.Now()
 		if ok && r.drop != nil && r.drop(s) {
 			continue
 		}

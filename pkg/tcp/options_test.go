@@ -1,0 +1,267 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/transport"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+func dataSegs(l []segRecord) []segRecord {
+	var out []segRecord
+	for _, s := range l {
+		if s.n > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestDelayedAck: a lone segment is acknowledged after 40 ms; the second
+// of two full segments at once (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+func TestDelayedAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, rec := recPair(t)
+		c, s := connPair(t, a, b, false)
+		c.SetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		// A first exchange opens the window fully (the SYN's window is
+		// unscaled), so the window update does not stand in for the ACK.
+		writeAll(c, []byte("x"), time.Second)
+		readN(s, 1, time.Second)
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		writeAll(c, []byte("x"), time.Second)
+		readN(s, 1, time.Second)
+		time.Sleep(100 * time.Millisecond)
+		var ackAt time.Time
+		for _, sg := range rec.received() {
+			if !sg.at.Before(start) && sg.flags&wire.TCPFlagACK != 0 && sg.ack == uint32(c.sndMax) && ackAt.IsZero() {
+				ackAt = sg.at
+			}
+		}
+		if d := ackAt.Sub(start); d < 40*time.Millisecond || d > 45*time.Millisecond {
+			t.Fatalf("lone segment acknowledged after %v, want 40 ms", d)
+		}
+		start = time.Now()
+		writeAll(c, make([]byte, 2*c.mss), time.Second)
+		readN(s, 2*c.mss, time.Second)
+		synctest.Wait()
+		for _, sg := range rec.received() {
+			if sg.at.Before(start) || sg.flags&wire.TCPFlagACK == 0 {
+				continue
+			}
+			if sg.at.Sub(start) > time.Millisecond {
+				t.Fatalf("two full segments acknowledged after %v, want at once", sg.at.Sub(start))
+			}
+			break
+		}
+	})
+}
+
+// TestNagle: small writes while data is unacknowledged wait and go out
+// together (RFC 1122 §4.2.3.4); with TCP_NODELAY each goes at once.
+func TestNagle(t *testing.T) {
+	for _, nodelay := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			nw := newNet(t, 7)
+			a, rec := newRecHost(t, nw, emu.PortConfig{Out: emu.Impairments{Delay: 10 * time.Millisecond}}, "10.0.0.1/24")
+			b := newHost(t, nw, emu.PortConfig{Out: emu.Impairments{Delay: 10 * time.Millisecond}}, "10.0.0.2/24")
+			c, s := connPair(t, a, b, false)
+			if nodelay {
+				c.SetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			}
+			for range 5 {
+				writeAll(c, []byte("ab"), time.Second)
+			}
+			synctest.Wait()
+			n := len(dataSegs(rec.sent()))
+			if got, err := readN(s, 10, time.Second); err != nil || string(got) != "ababababab" {
+				t.Fatalf("read %q %v", got, err)
+			}
+			if nodelay && n != 5 {
+				t.Errorf("TCP_NODELAY: %d segments in flight, want 5", n)
+			}
+			if !nodelay && n != 1 {
+				t.Errorf("Nagle: %d segments before the first ACK, want 1", n)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if !nodelay && len(dataSegs(rec.sent())) != 2 {
+				t.Errorf("Nagle: %d segments in all, want 2 (the rest coalesced)", len(dataSegs(rec.sent())))
+			}
+		})
+	}
+}
+
+// TestMaxSeg: TCP_MAXSEG before connect lowers the MSS we announce, and
+// the peer's segments respect it (less the timestamp option).
+func TestMaxSeg(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, rec := recPair(t)
+		l := b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 80), 4)
+		c := a.open(t, syscall.AF_INET)
+		if err := c.SetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, 500); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, 50); err == nil {
+			t.Error("TCP_MAXSEG 50 accepted")
+		}
+		mustConnect(t, c, ap(addrB4, 80))
+		s := accept(t, l, time.Second)
+		if syn := rec.sent()[0]; !syn.opts.HasMSS || syn.opts.MSS != 500 {
+			t.Fatalf("SYN MSS option %+v", syn.opts)
+		}
+		writeAll(s, make([]byte, 10000), time.Second)
+		readN(c, 10000, time.Second)
+		for _, sg := range dataSegs(rec.received()) {
+			if sg.n > 488 {
+				t.Fatalf("peer sent %d bytes, more than 500 less 12 of timestamps", sg.n)
+			}
+		}
+		if v, _ := c.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_MAXSEG); v != 488 {
+			t.Errorf("TCP_MAXSEG reads %v, want 488", v)
+		}
+	})
+}
+
+// TestSACKBlocks: a lost segment leaves a hole; the receiver's ACKs carry
+// a SACK block for the data above it (RFC 2018 §4), and the stream is
+// whole after the retransmission.
+func TestSACKBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, rec := recPair(t)
+		c, s := connPair(t, a, b, false)
+		synctest.Wait()
+		dropped := false
+		var lost uint32
+		rec.setDrop(func(sg segRecord) bool {
+			if sg.n > 0 && !dropped {
+				dropped, lost = true, sg.seq
+				return true
+			}
+			return false
+		})
+		data := randomBytes(5, 20*c.mss)
+		writeAll(c, data, time.Second)
+		got, err := readN(s, len(data), 5*time.Second)
+		if err != nil || string(got) != string(data) {
+			t.Fatalf("read %d: %v", len(got), err)
+		}
+		found := false
+		for _, sg := range rec.received() {
+			if sg.opts.NumSACKBlocks > 0 && sg.ack == lost && sg.opts.SACKBlocks[0].Left == lost+uint32(c.mss) {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatal("no ACK at the hole with a SACK block for the data above it")
+		}
+		v, _ := c.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+		if in := v.(TCPInfo); in.TotalRetrans == 0 || in.BytesAcked != uint64(len(data)) {
+			t.Errorf("sender tcp_info %+v", in)
+		}
+		v, _ = s.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+		if in := v.(TCPInfo); in.BytesReceived != uint64(len(data)) {
+			t.Errorf("receiver tcp_info %+v", in)
+		}
+	})
+}
+
+// TestPathMTU: fragmentation needed quoting a segment in flight lowers
+// the MSS (RFC 1191) and what follows fits the new MTU.
+func TestPathMTU(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, rec := recPair(t)
+		c, s := connPair(t, a, b, false)
+		synctest.Wait()
+		q := make([]byte, 8)
+		binary.BigEndian.PutUint16(q[0:], c.LocalAddr().Port())
+		binary.BigEndian.PutUint16(q[2:], 80)
+		binary.BigEndian.PutUint32(q[4:], uint32(c.sndUna))
+		a.tcp.HandleError(&stack.ICMPError{NIC: a.nic, From: netip.MustParseAddr("10.0.0.254"), Type: wire.ICMPv4DestUnreachable,
+			Code: 4, MTU: 1000, Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, Payload: q})
+		if c.mss != 1000-40-12 {
+			t.Fatalf("mss %d after MTU 1000, want 948", c.mss)
+		}
+		writeAll(c, make([]byte, 20000), time.Second)
+		readN(s, 20000, time.Second)
+		for _, sg := range dataSegs(rec.sent()) {
+			if sg.n > 948 {
+				t.Fatalf("%d-byte segment after the MTU dropped to 1000", sg.n)
+			}
+		}
+		// An error quoting a sequence number not in flight is ignored
+		// (RFC 5927 §4.1).
+		binary.BigEndian.PutUint32(q[4:], uint32(c.sndUna)+1<<30)
+		a.tcp.HandleError(&stack.ICMPError{NIC: a.nic, Type: wire.ICMPv4DestUnreachable, Code: 4, MTU: 600,
+			Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, Payload: q})
+		if c.mss != 948 {
+			t.Fatalf("mss %d after an off-path error", c.mss)
+		}
+	})
+}
+
+// TestNoSocket: an ACK to a closed port is answered <SEQ=SEG.ACK><RST>;
+// a RST is not answered; a bad checksum is counted and dropped.
+func TestNoSocket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 7)
+		a, rec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+		newHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+		in := newInjector(t, nw)
+		from, to := ap(addrB4, 4000), ap(addrA4, 4001)
+		in.send(t, a.port.MAC(), from, to, wire.TCPFields{Seq: 7, Ack: 12345, Flags: wire.TCPFlagACK}, []byte("data"))
+		in.send(t, a.port.MAC(), from, to, wire.TCPFields{Seq: 7, Flags: wire.TCPFlagRST}, nil)
+		synctest.Wait()
+		out := rec.sent()
+		if len(out) != 1 || out[0].flags != wire.TCPFlagRST || out[0].seq != 12345 {
+			t.Fatalf("answers %+v, want one <SEQ=12345><RST>", out)
+		}
+		// Bad checksum.
+		f := wire.TCPFields{SrcPort: 4000, DstPort: 4001, Flags: wire.TCPFlagSYN}
+		seg := make([]byte, f.Len())
+		f.Encode(seg)
+		binary.BigEndian.PutUint16(seg[16:], 0x1234)
+		a.tcp.HandlePacket(&stack.PacketInfo{NIC: a.nic, Src: addrB4, Dst: addrA4, Proto: wire.IPProtoTCP}, seg)
+		st := a.tcp.Stats()
+		if st.InCsumErrors.Load() != 1 || st.InErrs.Load() != 1 || st.InSegs.Load() != 2 || st.OutRsts.Load() != 1 {
+			t.Errorf("counters: csum %d errs %d in %d rsts %d", st.InCsumErrors.Load(), st.InErrs.Load(), st.InSegs.Load(), st.OutRsts.Load())
+		}
+	})
+}
+
+// TestPAWS: a segment with an older timestamp than TS.Recent is dropped
+// even though its sequence number is acceptable (RFC 7323 §5).
+func TestPAWS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 7)
+		a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+		b := newHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+		in := newInjector(t, nw)
+		c, s := connPair(t, a, b, false)
+		writeAll(c, []byte("first"), time.Second)
+		readN(s, 5, time.Second)
+		_, rcvNxt, _ := snapshot(s)
+		s.mu.Lock()
+		recent, una := s.tsRecent, uint32(s.sndUna)
+		s.mu.Unlock()
+		opts := wire.TCPOptions{HasTimestamps: true, TSVal: recent - 1000}
+		in.send(t, b.port.MAC(), c.LocalAddr(), ap(addrB4, 80), wire.TCPFields{Seq: rcvNxt, Ack: una, Flags: wire.TCPFlagACK, Window: 1000, Options: opts}, []byte("old!"))
+		synctest.Wait()
+		if n := s.Available(); n != 0 {
+			t.Fatalf("%d bytes of an old duplicate were accepted", n)
+		}
+		opts.TSVal = recent + 1
+		in.send(t, b.port.MAC(), c.LocalAddr(), ap(addrB4, 80), wire.TCPFields{Seq: rcvNxt, Ack: una, Flags: wire.TCPFlagACK, Window: 1000, Options: opts}, []byte("new!"))
+		synctest.Wait()
+		if got, _ := s.Read([][]byte{make([]byte, 10)}, transport.ReadOptions{}); got.N != 4 {
+			t.Fatalf("a fresh segment was not accepted: %d bytes", got.N)
+		}
+	})
+}
