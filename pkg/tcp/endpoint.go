@@ -825,7 +825,9 @@ func (e *endpoint) closeLocked() {
 	if e.parent != nil {
 		par := e.parent
 		e.parent = nil
-		e.after = append(e.after, func() { par.dropChild(e) }) // not under e.mu (lock order)
+		if !e.connected {
+			e.after = append(e.after, par.synDone) // not under e.mu (lock order)
+		}
 	}
 	if e.appClosed {
 		e.p.untrack(e)
@@ -833,19 +835,14 @@ func (e *endpoint) closeLocked() {
 	e.pending |= waiter.EventAll
 }
 
-// dropChild forgets a child that died before being accepted.
-func (l *endpoint) dropChild(c *endpoint) {
+// synDone forgets a child that died in SYN_RECV. One that was
+// established stays in the accept queue: as on Linux, accept returns it
+// and its first read reports the reset.
+func (l *endpoint) synDone() {
 	l.mu.Lock()
-	if l.synQ > 0 && !c.connected {
+	if l.synQ > 0 {
 		l.synQ--
 	}
-	for i, x := range l.acceptQ {
-		if x == c {
-			l.acceptQ = append(l.acceptQ[:i:i], l.acceptQ[i+1:]...)
-			break
-		}
-	}
-	l.acceptFull.Store(len(l.acceptQ) > l.backlog)
 	l.mu.Unlock()
 }
 

@@ -100,7 +100,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	r, err := c.p.s.FindRoute(nic, local.Addr(), remote.Addr())
 	if err != nil {
 		c.mu.Unlock()
-		e.dropChild(c)
+		e.synDone()
 		return
 	}
 	c.route, c.routeGen, c.routeValid = r, c.p.s.RouteGeneration(), true
@@ -108,7 +108,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	if _, busy := c.p.conns[fourTuple{local, remote}]; busy {
 		c.p.mu.Unlock()
 		c.mu.Unlock()
-		e.dropChild(c)
+		e.synDone()
 		return
 	}
 	c.p.conns[fourTuple{local, remote}] = c

@@ -56,7 +56,9 @@ func (e *endpoint) pathMTU() int {
 	if e.pmtu > 0 {
 		mtu = min(mtu, e.pmtu)
 	}
-	return mtu
+	// The IP length fields cap a packet at 65535 bytes whatever the link
+	// (loopback's MTU is 65536): Linux's MSS on lo is 65483 for it.
+	return min(mtu, 65535)
 }
 
 // advertisedMSS is the MSS option of our SYN: the path MTU less the IP
