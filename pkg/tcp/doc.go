@@ -16,8 +16,11 @@
 // it), window scaling and timestamps (RFC 7323), SACK-permitted
 // negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
 // ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
-// retransmit and NewReno recovery (RFC 5681, RFC 6582), zero-window
-// probes, keep-alive, and the Linux "Tcp:" counters of /proc/net/snmp.
+// retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
+// through pkg/tcp/sack's scoreboard) and NewReno otherwise (RFC 5681,
+// RFC 6582), both paced by PRR (RFC 6937) under pkg/tcp/cc's congestion
+// control (CUBIC by default), zero-window probes, keep-alive, and the
+// Linux "Tcp:" counters of /proc/net/snmp.
 //
 // Lock order: endpoint.mu → Protocol.mu (the tables) → the ports
 // manager's lock and the stack's locks (route lookups). A listener's mu

@@ -13,6 +13,7 @@ import (
 	"github.com/stackbox/stackbox/pkg/tcp/cc"
 	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"github.com/stackbox/stackbox/pkg/tcp/rtt"
+	"github.com/stackbox/stackbox/pkg/tcp/sack"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -142,6 +143,8 @@ type endpoint struct {
 	cc                          cc.Algorithm
 	prr                         cc.PRR
 	prrBudget                   int
+	sb                          sack.Scoreboard // what the peer SACKed (RFC 6675)
+	highRxt                     seqnum.Value
 	lastSend                    time.Time
 	lastOOWAck                  time.Time // the last rate-limited ACK
 	nodelay, cork               bool

@@ -2,6 +2,8 @@ package tcp
 
 import (
 	"net/netip"
+
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"syscall"
 	"time"
 
@@ -210,6 +212,7 @@ func (e *endpoint) synSentInput(seg *segment) {
 
 // establishLocked enters ESTABLISHED.
 func (e *endpoint) establishLocked() {
+	e.sb.Init(e.sndUna, 0)
 	e.setState(StateEstablished)
 	e.connected = true
 	e.initCongestionLocked()
@@ -394,7 +397,9 @@ func (e *endpoint) ackInput(seg *segment) bool {
 		return false
 	}
 	wnd := int(seg.wnd) << e.sndShift
-	if e.sndUna.LessThan(ack) {
+	if e.sackOK {
+		e.sackAckLocked(seg, ack, wnd)
+	} else if e.sndUna.LessThan(ack) {
 		e.newAckLocked(seg, ack)
 	} else if ack == e.sndUna && len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) &&
 		wnd == e.sndWnd && e.sndUna != e.sndMax {
@@ -474,10 +479,13 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 			e.dupAcks = 0
 			e.ccRecoveryExit()
 		} else {
-			// Partial acknowledgment: the next hole is lost too.
+			// Partial acknowledgment: the next hole is lost too
+			// (NewReno; with SACK the scoreboard decides).
 			e.dupAcks = 0
-			e.prrAckLocked(dataAcked)
-			e.retransmitFirstLocked()
+			if !e.sackOK {
+				e.prrAckLocked(dataAcked)
+				e.retransmitFirstLocked()
+			}
 		}
 	} else {
 		e.dupAcks = 0
@@ -678,4 +686,48 @@ func (e *endpoint) sendChallengeAckLocked() {
 	}
 	e.lastOOWAck = now
 	e.sendAckLocked()
+}
+
+// sackAckLocked processes an ACK on a SACK connection: the scoreboard
+// takes the blocks, and loss recovery is RFC 6675's (entered after three
+// duplicate ACKs or when IsLost says SND.UNA is lost, §5), paced by PRR
+// (RFC 6937), the segments chosen by NextSeg.
+func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
+	var buf [wire.TCPMaxSACKBlocks]ranges.Range
+	blocks := ranges.AppendBlocks(buf[:0], seg.opts.SACK())
+	advanced := e.sndUna.LessThan(ack)
+	acked := 0
+	if advanced {
+		acked = min(int(e.sndUna.Size(ack)), e.snd.n)
+		e.newAckLocked(seg, ack)
+	}
+	newly, _ := e.sb.Update(e.sndUna, e.sndMax, blocks)
+	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
+		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
+	}
+	if e.inRecovery {
+		if advanced && !ack.LessThan(e.recover) {
+			return // newAckLocked ended the recovery
+		}
+		e.prrBudget = e.prr.OnAck(acked+int(newly), e.sb.Pipe(e.sndUna, e.sndMax, e.highRxt, e.mss), e.mss)
+		e.sackRecoverLocked()
+		return
+	}
+	if e.sndUna == e.sndMax || (e.dupAcks < 3 && !e.sb.IsLost(e.sndUna, e.mss)) {
+		return
+	}
+	// RFC 6675 §5 step 4, RFC 6582's guard against a second reduction for
+	// one window.
+	if e.recover != 0 && e.sndUna.LessThan(e.recover) {
+		return
+	}
+	e.inRecovery = true
+	e.recover = e.sndMax
+	e.highRxt = e.sndUna
+	e.ccCongestion()
+	e.prrBudget = e.prr.OnAck(acked+int(newly), e.sb.Pipe(e.sndUna, e.sndMax, e.highRxt, e.mss), e.mss)
+	if e.prrBudget < e.mss {
+		e.prrBudget = e.mss // the fast retransmit itself goes at once (RFC 6675 §5 step 4.3)
+	}
+	e.sackRecoverLocked()
 }

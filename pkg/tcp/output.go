@@ -321,6 +321,10 @@ func (e *endpoint) outputLocked(more bool) {
 			e.cc.OnIdle(now, idle, e.rtt.RTO())
 		}
 	}
+	if e.inRecovery && e.sackOK {
+		e.sackRecoverLocked()
+		return
+	}
 	for {
 		sent := e.inflight()
 		if sent > e.snd.n {
@@ -410,3 +414,57 @@ func (e *endpoint) retransmitFirstLocked() {
 }
 
 func (e *endpoint) armRTOLocked() { e.rtoT.set(e.rtt.RTO(), e.onRTO) }
+
+// sackRecoverLocked sends during SACK-based recovery what PRR allows,
+// segment by segment as RFC 6675 §4 NextSeg picks them: lost holes
+// first, then new data, then other holes.
+func (e *endpoint) sackRecoverLocked() {
+	for e.prrBudget > 0 {
+		off := int(e.sndUna.Size(e.sndMax))
+		newData := 0
+		if off <= e.snd.n {
+			room := max(e.sndWnd-off, 0)
+			newData = min(e.snd.n-off, room)
+			if newData == 0 && e.finQueued && off == e.snd.n {
+				newData = 1 // the FIN
+			}
+		}
+		start, length, ok := e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		if !ok {
+			return
+		}
+		if length > e.prrBudget && e.prrBudget < e.mss {
+			return
+		}
+		length = min(length, e.prrBudget)
+		e.emitRangeLocked(start, length)
+		if start == e.sndMax {
+			e.sndMax = e.sndMax.Add(seqnum.Size(length))
+			e.sndNxt = e.sndMax
+		} else {
+			e.highRxt = start.Add(seqnum.Size(length))
+			e.rttTiming = false // Karn's rule
+		}
+		e.prrBudget -= length
+		e.prr.Sent(length)
+		e.lastSend = time.Now()
+		if !e.rtoT.armed() {
+			e.armRTOLocked()
+		}
+	}
+}
+
+// emitRangeLocked sends the sequence range [start, start+length) of the
+// send buffer, the FIN included when the range reaches it.
+func (e *endpoint) emitRangeLocked(start seqnum.Value, length int) {
+	off := int(e.sndUna.Size(start))
+	n := max(min(length, e.snd.n-off), 0)
+	flags := wire.TCPFlagACK
+	if e.finQueued && off+length > e.snd.n {
+		flags |= wire.TCPFlagFIN
+	}
+	if n > 0 && off+n == e.snd.n {
+		flags |= wire.TCPFlagPSH
+	}
+	e.emitLocked(start, flags, off, n)
+}

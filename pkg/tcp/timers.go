@@ -66,6 +66,9 @@ func (e *endpoint) onRTO() {
 	}
 	e.inRecovery, e.dupAcks = false, 0
 	e.recover = e.sndMax // RFC 6582 §3.2 step 4 after a timeout
+	// RFC 2018 §8: after a timeout the SACK information is not trusted
+	// for what to retransmit; everything from SND.UNA goes again.
+	e.sb.Reset()
 	// Go back to SND.UNA: the send buffer is the retransmission queue.
 	e.sndNxt = e.sndUna
 	e.outputLocked(false)
