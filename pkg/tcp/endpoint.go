@@ -421,6 +421,9 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
 	e.tsOffset = e.p.tsOffset(e.local, e.remote, now)
 	e.rcvShift = rcvShiftFor(e.opts.RcvBuf)
+	if e.p.DisableWindowScaling {
+		e.rcvShift = 0
+	}
 	e.setState(StateSynSent)
 	e.p.stats.ActiveOpens.Add(1)
 	e.sendSynLocked(false)

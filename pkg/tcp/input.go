@@ -142,14 +142,14 @@ func (e *endpoint) acceptSynLocked(seg *segment) {
 	if o.HasMSS && o.MSS > 0 {
 		e.peerMSS = int(o.MSS)
 	}
-	e.wsOK = o.HasWindowScale
+	e.wsOK = o.HasWindowScale && !e.p.DisableWindowScaling
 	if e.wsOK {
 		e.sndShift = o.WindowShift()
 	} else {
 		e.sndShift, e.rcvShift = 0, 0
 	}
-	e.sackOK = o.SACKPermitted
-	e.tsOK = o.HasTimestamps
+	e.sackOK = o.SACKPermitted && !e.p.DisableSACK
+	e.tsOK = o.HasTimestamps && !e.p.DisableTimestamps
 	if e.tsOK {
 		e.tsRecent = o.TSVal
 	}

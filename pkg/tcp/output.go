@@ -220,12 +220,12 @@ func (e *endpoint) emitLocked(seq seqnum.Value, flags wire.TCPFlags, off, n int)
 	active := e.state == StateSynSent || (e.state == StateClosed && syn)
 	if syn {
 		f.Options.HasMSS, f.Options.MSS = true, uint16(e.advertisedMSS())
-		if active || e.wsOK {
+		if (active && !e.p.DisableWindowScaling) || e.wsOK {
 			f.Options.HasWindowScale, f.Options.WindowScale = true, e.rcvShift
 		}
-		f.Options.SACKPermitted = active || e.sackOK
+		f.Options.SACKPermitted = (active && !e.p.DisableSACK) || e.sackOK
 	}
-	if (syn && active) || e.tsOK {
+	if (syn && active && !e.p.DisableTimestamps) || e.tsOK {
 		f.Options.HasTimestamps, f.Options.TSVal = true, e.tsNow()
 		if !active {
 			f.Options.TSEcr = e.tsRecent

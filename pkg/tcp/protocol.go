@@ -57,6 +57,9 @@ type Protocol struct {
 	SynAckRetr int           // SYN-ACK retransmissions before a SYN_RECV child is dropped
 	Retries2   int           // data retransmissions before ETIMEDOUT
 	FinTimeout time.Duration // an orphaned FIN_WAIT_2's lifetime
+	// The RFC 7323 and RFC 2018 options are offered and accepted unless
+	// turned off (net.ipv4.tcp_sack, tcp_timestamps, tcp_window_scaling).
+	DisableSACK, DisableTimestamps, DisableWindowScaling bool
 
 	mu        sync.RWMutex
 	conns     map[fourTuple]*endpoint

@@ -78,3 +78,42 @@ func TestTransferImpaired(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferNewReno is the impaired transfer with SACK, timestamps and
+// window scaling turned off at both ends (a peer from before RFC 2018 and
+// RFC 7323): loss is recovered by NewReno (RFC 6582) and timeouts, RTT is
+// timed one segment at a time (Karn's rule), the window is 16 bits.
+func TestTransferNewReno(t *testing.T) {
+	size := 1 << 20
+	for _, seed := range []uint64{4, 5} {
+		for _, loss := range []float64{0.01, 0.05} {
+			t.Run(fmt.Sprintf("seed%d/loss%v", seed, loss), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					a, b := pairWith(t, seed, emu.Impairments{Loss: loss, Reorder: 0.02, Delay: time.Millisecond, Jitter: 200 * time.Microsecond})
+					for _, h := range []*host{a, b} {
+						h.tcp.DisableSACK, h.tcp.DisableTimestamps, h.tcp.DisableWindowScaling = true, true, true
+					}
+					c, s := connPair(t, a, b, false)
+					v, _ := c.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+					if in := v.(TCPInfo); in.Options != 0 || in.SndMSS != 1460 {
+						t.Fatalf("options negotiated: %+v", in)
+					}
+					data := randomBytes(seed, size)
+					errc := make(chan error, 1)
+					go func() {
+						err := writeAll(c, data, 10*time.Minute)
+						c.Close()
+						errc <- err
+					}()
+					got, err := readAll(s, 10*time.Minute)
+					if werr := <-errc; err == nil {
+						err = werr
+					}
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("%d of %d bytes, %v\n%s\n%s", len(got), len(data), err, dump(c), dump(s))
+					}
+				})
+			})
+		}
+	}
+}
