@@ -276,6 +276,14 @@ func BenchmarkRoundTripTAP(b *testing.B) {
 	b.Run("kernel-client", func(b *testing.B) { benchRR(b, newTAPLab(b).kernelToOurs(b)) })
 }
 
+// BenchmarkConnRateTAP: connections opened, used for a 1-byte exchange
+// and closed per second between our stack and the kernel over a TAP
+// (ours the client, then the kernel), beside kernel↔kernel over veth.
+func BenchmarkConnRateTAP(b *testing.B) {
+	b.Run("ours-client", func(b *testing.B) { benchConnRate(b, newTAPLab(b).oursToKernel(b)) })
+	b.Run("kernel-client", func(b *testing.B) { benchConnRate(b, newTAPLab(b).kernelToOurs(b)) })
+}
+
 // slabBytes reads /proc/slabinfo: bytes in active objects per cache.
 func slabBytes() (map[string]int64, error) {
 	f, err := os.Open("/proc/slabinfo")

@@ -411,7 +411,11 @@ func benchRR(b *testing.B, ours *benchEnv) {
 // BenchmarkConnRate: connections opened, used for a 1-byte exchange and
 // closed per second, one at a time, between two of our stacks in memory.
 func BenchmarkConnRate(b *testing.B) {
-	ours := oursEnv(b)
+	benchConnRate(b, oursEnv(b))
+}
+
+func benchConnRate(b *testing.B, ours *benchEnv) {
+	b.Helper()
 	b.ResetTimer()
 	d, err := connRate(ours, b.N)
 	if err != nil {
