@@ -482,3 +482,64 @@ func TestZeroWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestReconnectAfterFailure: a socket whose connect was refused may
+// connect again (Linux allows it), with a fresh ephemeral port; an
+// explicitly bound one keeps its port.
+func TestReconnectAfterFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pair(t)
+		c := a.open(t, syscall.AF_INET)
+		if err := connect(t, c, ap(addrB4, 80), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("first connect: %v", err)
+		}
+		if n := a.tcp.Ports().Len(); n != 0 {
+			t.Fatalf("%d ports held after the refusal", n)
+		}
+		b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 80), 4)
+		mustConnect(t, c, ap(addrB4, 80))
+		d := a.open(t, syscall.AF_INET)
+		d.Bind(ap(addrA4, 6000))
+		if err := connect(t, d, ap(addrB4, 81), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("bound connect: %v", err)
+		}
+		if got := d.LocalAddr(); got != ap(addrA4, 6000) {
+			t.Fatalf("bound socket now at %v", got)
+		}
+		mustConnect(t, d, ap(addrB4, 80))
+	})
+}
+
+// TestDualStack: an AF_INET6 wildcard listener takes IPv4 connections
+// and names their peers as IPv4-mapped addresses; with IPV6_V6ONLY it
+// does not, and the SYN is answered with a reset.
+func TestDualStack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pair(t)
+		l := b.listen(t, syscall.AF_INET6, ap(netip.Addr{}, 80), 4)
+		c := a.open(t, syscall.AF_INET)
+		mustConnect(t, c, ap(addrB4, 80))
+		wait(l, waiter.EventIn, time.Second)
+		s, peer, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if want := ap(netip.AddrFrom16(addrA4.As16()), c.LocalAddr().Port()); peer != want {
+			t.Errorf("peer %v, want %v", peer, want)
+		}
+		if got := s.LocalAddr(); got != ap(netip.AddrFrom16(addrB4.As16()), 80) {
+			t.Errorf("local %v", got)
+		}
+		l6 := b.open(t, syscall.AF_INET6)
+		if err := l6.SetSockOpt(syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1); err != nil {
+			t.Fatal(err)
+		}
+		l6.Bind(ap(netip.IPv6Unspecified(), 81))
+		l6.Listen(4)
+		c2 := a.open(t, syscall.AF_INET)
+		if err := connect(t, c2, ap(addrB4, 81), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("IPv4 to a V6ONLY listener: %v", err)
+		}
+	})
+}

@@ -97,6 +97,7 @@ type endpoint struct {
 	remote     netip.AddrPort
 	res        *ports.Reservation
 	hashed     bool // in Protocol.conns
+	userBound  bool // Bind named the port
 	route      stack.Route
 	routeGen   uint64
 	routeValid bool
@@ -336,6 +337,7 @@ func (e *endpoint) Bind(addr netip.AddrPort) error {
 	}
 	e.res = r
 	e.local = netip.AddrPortFrom(a, r.Port())
+	e.userBound = true
 	return nil
 }
 
@@ -415,6 +417,9 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	if err := e.hashConnectLocked(r.Src, remote); err != nil {
 		return err
 	}
+	// A socket whose earlier connect failed starts afresh.
+	e.rtt, e.retries, e.soErr, e.softErr, e.pmtu = rtt.New(), 0, 0, 0, 0
+	e.finRcvd, e.shutRD, e.shutWR = false, false, false
 	e.route, e.routeGen, e.routeValid = r, e.p.s.RouteGeneration(), true
 	now := time.Now()
 	e.iss = e.p.isn(e.local, e.remote, now)
@@ -824,9 +829,17 @@ func (e *endpoint) closeLocked() {
 	if e.appClosed {
 		e.rcv = ring{}
 	}
-	if e.res != nil && (e.appClosed || !e.connected) {
-		e.res.Release()
-		e.res = nil
+	switch {
+	case e.appClosed || (!e.connected && !e.userBound):
+		// A failed connect gives back the port it chose (the socket may
+		// connect again, as on Linux); an explicit bind is kept.
+		if e.res != nil {
+			e.res.Release()
+			e.res = nil
+		}
+		if !e.connected && !e.appClosed {
+			e.local, e.remote = netip.AddrPort{}, netip.AddrPort{}
+		}
 	}
 	if e.parent != nil {
 		par := e.parent
