@@ -543,3 +543,60 @@ func TestDualStack(t *testing.T) {
 		}
 	})
 }
+
+// TestSynCookies: with the SYN queue full of half-open connections from
+// a spoofed address, a real client still gets in through a SYN cookie
+// (RFC 4987 §3.6) with its MSS, window scale, SACK and timestamps intact
+// (carried in the cookie and the timestamp); with cookies off its SYN is
+// dropped.
+func TestSynCookies(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			nw := newNet(t, 7)
+			a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+			b := newHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+			b.tcp.DisableSynCookies = off
+			in := newInjector(t, nw)
+			l := b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 80), 4)
+			spoof := netip.MustParseAddr("10.0.0.99") // nobody answers ARP for it
+			for i := range 20 {
+				in.send(t, b.port.MAC(), ap(spoof, uint16(1000+i)), ap(addrB4, 80),
+					wire.TCPFields{Seq: uint32(i) * 1000, Flags: wire.TCPFlagSYN, Window: 1000,
+						Options: wire.TCPOptions{HasMSS: true, MSS: 1460}}, nil)
+			}
+			synctest.Wait()
+			l.mu.Lock()
+			n := l.synQ
+			l.mu.Unlock()
+			if n != 8 {
+				t.Fatalf("SYN queue %d, want full at 8", n)
+			}
+			c := a.open(t, syscall.AF_INET)
+			err := connect(t, c, ap(addrB4, 80), 500*time.Millisecond)
+			if off {
+				if err == nil {
+					t.Fatal("connected with the SYN queue full and cookies off")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("connect through a cookie: %v", err)
+			}
+			s := accept(t, l, time.Second)
+			v, _ := s.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+			if info := v.(TCPInfo); info.Options != TCPIOptTimestamps|TCPIOptSACK|TCPIOptWscale || info.SndWscale != 2 || info.SndMSS != 1448 {
+				t.Errorf("cookie connection: %+v", info)
+			}
+			data := randomBytes(2, 300<<10)
+			go func() { writeAll(c, data, time.Minute); c.Shutdown(syscall.SHUT_WR) }()
+			got, err := readAll(s, time.Minute)
+			if err != nil || string(got) != string(data) {
+				t.Fatalf("read %d bytes: %v", len(got), err)
+			}
+			writeAll(s, []byte("ok"), time.Second)
+			if got, err := readN(c, 2, time.Second); err != nil || string(got) != "ok" {
+				t.Fatalf("client read %q %v", got, err)
+			}
+		})
+	}
+}

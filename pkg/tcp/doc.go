@@ -10,7 +10,8 @@
 // for segments that reach no socket (RFC 9293 §3.10.7.1), checksums, the
 // eleven states of RFC 9293 §3.3.2 with the RFC 5961 defences (challenge
 // ACKs for in-window RSTs and SYNs, ACK acceptability), listen backlogs
-// (a SYN queue and an accept queue), the send buffer that is also the
+// (a SYN queue and an accept queue, SYN cookies from pkg/tcp/isn when the
+// SYN queue is full), the send buffer that is also the
 // retransmission queue, the receive buffer that holds out-of-order data at
 // its offset (holes tracked by pkg/tcp/ranges, SACK blocks reported from
 // it), window scaling and timestamps (RFC 7323), SACK-permitted

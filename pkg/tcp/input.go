@@ -3,6 +3,7 @@ package tcp
 import (
 	"net/netip"
 
+	"github.com/stackbox/stackbox/pkg/tcp/isn"
 	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"syscall"
 	"time"
@@ -74,6 +75,13 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	case seg.has(wire.TCPFlagRST):
 		e.mu.Unlock()
 		return
+	case seg.has(wire.TCPFlagACK) && !seg.has(wire.TCPFlagSYN):
+		if !e.p.DisableSynCookies && e.cookieAckLocked(seg, local, remote, nic) {
+			return
+		}
+		e.mu.Unlock()
+		e.p.respondReset(seg, local, remote, nic)
+		return
 	case seg.has(wire.TCPFlagACK):
 		e.mu.Unlock()
 		e.p.respondReset(seg, local, remote, nic)
@@ -82,9 +90,16 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 		e.mu.Unlock()
 		return
 	}
-	// Linux drops a SYN when the accept queue is full (and, without SYN
-	// cookies, when the SYN queue is): the client retransmits.
-	if len(e.acceptQ) > e.backlog || e.synQ >= min(maxSynQueue, max(e.backlog, 8)) {
+	// Linux drops a SYN when the accept queue is full; when the SYN queue
+	// is, it answers with a SYN cookie (RFC 4987 §3.6) and keeps no state.
+	if len(e.acceptQ) > e.backlog {
+		e.mu.Unlock()
+		return
+	}
+	if e.synQ >= min(maxSynQueue, max(e.backlog, 8)) {
+		if !e.p.DisableSynCookies {
+			e.sendCookieLocked(seg, local, remote, nic)
+		}
 		e.mu.Unlock()
 		return
 	}
@@ -730,4 +745,116 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 		e.prrBudget = e.mss // the fast retransmit itself goes at once (RFC 6675 §5 step 4.3)
 	}
 	e.sackRecoverLocked()
+}
+
+// sendCookieLocked answers a SYN with a SYN-ACK whose sequence number is
+// a SYN cookie (RFC 4987 §3.6, Linux's scheme in pkg/tcp/isn): the MSS
+// rides in the cookie, window scale and SACK-permitted in the timestamp,
+// so without timestamps they are lost, as on Linux.
+func (e *endpoint) sendCookieLocked(seg *segment, local, remote netip.AddrPort, nic int) {
+	now := time.Now()
+	o := &seg.opts
+	mss := defaultMSS(remote.Addr())
+	if o.HasMSS && o.MSS > 0 {
+		mss = int(o.MSS)
+	}
+	cookie, _ := e.p.cookies.Make(local, remote, seg.seq, mss, now)
+	r, err := e.p.s.FindRoute(nic, local.Addr(), remote.Addr())
+	if err != nil {
+		return
+	}
+	hdr := 40
+	if remote.Addr().Is6() {
+		hdr = 60
+	}
+	ours := min(r.MTU, 65535) - hdr
+	if e.userMSS > 0 {
+		ours = min(ours, e.userMSS)
+	}
+	f := wire.TCPFields{SrcPort: local.Port(), DstPort: remote.Port(), Seq: uint32(cookie), Ack: uint32(seg.seq + 1),
+		Flags: wire.TCPFlagSYN | wire.TCPFlagACK, Window: uint16(min(e.opts.RcvBuf, 65535))}
+	f.Options.HasMSS, f.Options.MSS = true, uint16(max(ours, 88))
+	ws := -1
+	if o.HasWindowScale && !e.p.DisableWindowScaling {
+		ws = int(o.WindowShift())
+		f.Options.HasWindowScale, f.Options.WindowScale = true, e.rcvShift
+	}
+	sackOK := o.SACKPermitted && !e.p.DisableSACK
+	f.Options.SACKPermitted = sackOK
+	if o.HasTimestamps && !e.p.DisableTimestamps {
+		f.Options.HasTimestamps = true
+		f.Options.TSVal = isn.EncodeTSOptions(uint32(now.UnixMilli()), ws, sackOK, false)
+		f.Options.TSEcr = o.TSVal
+	} else {
+		f.Options.HasWindowScale, f.Options.SACKPermitted = false, false
+	}
+	e.p.sendControl(nic, local, remote, &f)
+}
+
+// cookieAckLocked completes a cookie handshake: an ACK for a listener
+// whose acknowledgment number is a valid cookie becomes an established
+// child straight away, in the accept queue. It reports whether it did so
+// (and then has unlocked e).
+func (e *endpoint) cookieAckLocked(seg *segment, local, remote netip.AddrPort, nic int) bool {
+	now := time.Now()
+	mss, ok := e.p.cookies.Check(local, remote, seg.seq-1, seg.ack, now)
+	if !ok {
+		return false
+	}
+	if len(e.acceptQ) > e.backlog {
+		e.mu.Unlock()
+		return true // dropped: the client will retransmit
+	}
+	r, err := e.p.s.FindRoute(nic, local.Addr(), remote.Addr())
+	if err != nil {
+		e.mu.Unlock()
+		return true
+	}
+	c := &endpoint{p: e.p, family: e.family, uid: e.uid, priv: e.priv, state: StateClosed, opts: e.opts, parent: e}
+	c.initConn()
+	c.device.Store(e.device.Load())
+	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
+	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
+	c.mu.Lock()
+	c.local, c.remote = local, remote
+	c.route, c.routeGen, c.routeValid = r, c.p.s.RouteGeneration(), true
+	c.p.mu.Lock()
+	if _, busy := c.p.conns[fourTuple{local, remote}]; busy {
+		c.p.mu.Unlock()
+		c.mu.Unlock()
+		e.mu.Unlock()
+		return true
+	}
+	c.p.conns[fourTuple{local, remote}] = c
+	c.hashed = true
+	c.p.mu.Unlock()
+	c.p.track(c)
+	c.irs, c.rcvNxt = seg.seq-1, seg.seq
+	c.iss, c.sndUna, c.sndNxt, c.sndMax = seg.ack-1, seg.ack, seg.ack, seg.ack
+	c.rcvAdv = c.rcvNxt.Add(seqnum.Size(min(e.opts.RcvBuf, 65535)))
+	c.ooo.Init(c.rcvNxt, 0)
+	c.peerMSS = mss
+	if ws, sackOK, _, ok := isn.DecodeTSOptions(seg.opts.TSEcr); seg.opts.HasTimestamps && ok && !e.p.DisableTimestamps {
+		c.tsOK, c.tsRecent = true, seg.opts.TSVal
+		if ws >= 0 {
+			c.wsOK, c.sndShift, c.rcvShift = true, uint8(ws), e.rcvShift
+		}
+		c.sackOK = sackOK
+	}
+	c.sndWnd = int(seg.wnd) << c.sndShift
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = seg.seq, seg.ack
+	c.lastRecv = now
+	c.updateMSSLocked()
+	c.p.stats.PassiveOpens.Add(1)
+	c.establishLocked()
+	e.acceptQ = append(e.acceptQ, c)
+	e.acceptFull.Store(len(e.acceptQ) > e.backlog)
+	e.pending |= waiter.EventIn | waiter.EventRdNorm
+	if len(seg.payload) > 0 || seg.has(wire.TCPFlagFIN) {
+		c.dataInput(seg)
+	}
+	e.unlock() // the listener first: c's segments are written with no listener lock held
+	c.unlock()
+	return true
 }

@@ -45,11 +45,12 @@ const (
 
 // Protocol is TCP on one stack.
 type Protocol struct {
-	s      *stack.Stack
-	ports  *ports.Manager
-	stats  Stats
-	isnGen *isn.Generator
-	tsGen  *isn.Generator
+	s       *stack.Stack
+	ports   *ports.Manager
+	stats   Stats
+	isnGen  *isn.Generator
+	tsGen   *isn.Generator
+	cookies *isn.Cookies
 
 	// Tunables; set them before use.
 	TimeWait   time.Duration // how long TIME_WAIT lasts (2·MSL)
@@ -60,6 +61,9 @@ type Protocol struct {
 	// The RFC 7323 and RFC 2018 options are offered and accepted unless
 	// turned off (net.ipv4.tcp_sack, tcp_timestamps, tcp_window_scaling).
 	DisableSACK, DisableTimestamps, DisableWindowScaling bool
+	// DisableSynCookies drops SYNs when a listener's SYN queue is full
+	// instead of answering with a SYN cookie (net.ipv4.tcp_syncookies).
+	DisableSynCookies bool
 
 	mu        sync.RWMutex
 	conns     map[fourTuple]*endpoint
@@ -88,6 +92,7 @@ func New(s *stack.Stack) *Protocol {
 	rand.Read(seed[:])
 	p.isnGen = isn.NewGenerator(binary.LittleEndian.Uint64(seed[:8]))
 	p.tsGen = isn.NewGenerator(binary.LittleEndian.Uint64(seed[8:]))
+	p.cookies = isn.NewCookies(0)
 	s.RegisterTransport(wire.IPProtoTCP, p)
 	return p
 }
