@@ -600,3 +600,37 @@ func TestSynCookies(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroWindowPeerGone: zero-window probes that bring back nothing end
+// the connection with ETIMEDOUT after tcp_retries2 of them (Linux
+// tcp_probe_timer), while answered ones (TestZeroWindow) never do.
+func TestZeroWindowPeerGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 7)
+		a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+		b, brec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+		l := b.open(t, syscall.AF_INET)
+		l.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8192)
+		l.Bind(ap(netip.Addr{}, 80))
+		l.Listen(4)
+		c := a.open(t, syscall.AF_INET)
+		mustConnect(t, c, ap(addrB4, 80))
+		accept(t, l, time.Second)
+		go writeAll(c, randomBytes(3, 100<<10), time.Hour)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		c.mu.Lock()
+		w := c.sndWnd
+		c.mu.Unlock()
+		if w != 0 {
+			t.Fatalf("window not closed: %s", dump(c))
+		}
+		brec.setDrop(func(segRecord) bool { return true }) // the receiver vanishes
+		if !wait(c, waiter.EventErr, time.Hour) {
+			t.Fatalf("still up after an hour of unanswered probes: %s", dump(c))
+		}
+		if _, err := c.Read([][]byte{make([]byte, 1)}, transport.ReadOptions{}); !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("read: %v, want ETIMEDOUT", err)
+		}
+	})
+}

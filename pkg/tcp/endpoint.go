@@ -152,6 +152,7 @@ type endpoint struct {
 	userMSS                     int
 	keepIdle, keepIntvl         time.Duration
 	keepCnt, kaProbes           int
+	zwProbes                    int // zero-window probes without an ACK since
 	lastRecv                    time.Time
 	bytesAcked, bytesReceived   uint64
 

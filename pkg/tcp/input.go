@@ -275,6 +275,9 @@ func (e *endpoint) acceptable(seg *segment) bool {
 func (e *endpoint) connInput(seg *segment) {
 	e.lastRecv = time.Now()
 	e.kaProbes = 0
+	if seg.has(wire.TCPFlagACK) {
+		e.zwProbes = 0
+	}
 	if e.state == StateTimeWait {
 		e.timeWaitInput(seg)
 		return

@@ -90,6 +90,17 @@ func (e *endpoint) persistLocked() {
 		return
 	}
 	if e.sndWnd == 0 {
+		// Linux tcp_probe_timer: tcp_retries2 probes that bring back no
+		// ACK at all end the connection; answered ones go on forever.
+		if e.zwProbes >= e.p.Retries2 {
+			err := syscall.ETIMEDOUT
+			if e.softErr != 0 {
+				err = e.softErr
+			}
+			e.failLocked(err)
+			return
+		}
+		e.zwProbes++
 		e.emitLocked(e.sndUna-1, wire.TCPFlagACK, 0, 0)
 		e.rtt.Backoff()
 		e.rtoT.set(e.rtt.RTO(), e.onRTO)
