@@ -9,7 +9,9 @@
 // through pkg/ports (a connect checks its 4-tuple for uniqueness), resets
 // for segments that reach no socket (RFC 9293 §3.10.7.1), checksums, the
 // eleven states of RFC 9293 §3.3.2 with the RFC 5961 defences (challenge
-// ACKs for in-window RSTs and SYNs, ACK acceptability), listen backlogs
+// ACKs for in-window RSTs and SYNs, ACK acceptability), TIME_WAIT (a
+// new SYN reopens the 4-tuple when RFC 6191 allows, at most MaxTimeWait
+// connections in it), listen backlogs
 // (a SYN queue and an accept queue, SYN cookies from pkg/tcp/isn when the
 // SYN queue is full), the send buffer that is also the
 // retransmission queue, the receive buffer that holds out-of-order data at

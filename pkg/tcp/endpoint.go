@@ -866,13 +866,18 @@ func (l *endpoint) synDone() {
 	l.mu.Unlock()
 }
 
-// setState moves to s, keeping CurrEstab.
+// setState moves to s, keeping CurrEstab and the TIME_WAIT count.
 func (e *endpoint) setState(s State) {
 	est := func(x State) bool { return x == StateEstablished || x == StateCloseWait }
 	if est(e.state) && !est(s) {
 		e.p.stats.CurrEstab.Add(-1)
 	} else if !est(e.state) && est(s) {
 		e.p.stats.CurrEstab.Add(1)
+	}
+	if e.state == StateTimeWait && s != StateTimeWait {
+		e.p.timeWaits.Add(-1)
+	} else if e.state != StateTimeWait && s == StateTimeWait {
+		e.p.timeWaits.Add(1)
 	}
 	e.state = s
 }

@@ -53,7 +53,7 @@ func (e *endpoint) handleSegment(seg *segment, local, remote netip.AddrPort, nic
 			e.p.respondReset(seg, local, remote, nic)
 			return
 		}
-		e.listenInput(seg, local, remote, nic)
+		e.listenInput(seg, local, remote, nic, nil)
 		return
 	case StateClosed:
 		e.mu.Unlock()
@@ -61,16 +61,62 @@ func (e *endpoint) handleSegment(seg *segment, local, remote netip.AddrPort, nic
 		return
 	case StateSynSent:
 		e.synSentInput(seg)
+	case StateTimeWait:
+		if e.timeWaitSynOK(seg) {
+			// RFC 9293 §3.10.7.4, RFC 6191; Linux TCP_TW_SYN: the old
+			// incarnation ends and the listener takes the SYN, with an ISN
+			// beyond anything the old one sent (Linux: tw_snd_nxt + 65535 + 2).
+			iss := e.sndMax.Add(65535 + 2)
+			e.closeLocked()
+			e.unlock()
+			e.p.synAfterTimeWait(seg, local, remote, nic, iss)
+			return
+		}
+		e.connInput(seg)
 	default:
 		e.connInput(seg)
 	}
 	e.unlock()
 }
 
+// timeWaitSynOK reports whether a SYN for a connection in TIME_WAIT may
+// open a new one (Linux tcp_timewait_state_process): not rejected by
+// PAWS, and either its TSval newer than TS.Recent (RFC 6191 §2) or,
+// without timestamps, its sequence number beyond the old RCV.NXT.
+func (e *endpoint) timeWaitSynOK(seg *segment) bool {
+	if !seg.has(wire.TCPFlagSYN) || seg.has(wire.TCPFlagACK|wire.TCPFlagRST) {
+		return false
+	}
+	ts := e.tsOK && seg.opts.HasTimestamps
+	if ts && int32(seg.opts.TSVal-e.tsRecent) < 0 {
+		return false // PAWS (RFC 7323 §5.3)
+	}
+	return e.rcvNxt.LessThan(seg.seq) || (ts && int32(seg.opts.TSVal-e.tsRecent) > 0)
+}
+
+// synAfterTimeWait hands a SYN that ended a TIME_WAIT to the listener of
+// its port, which starts the new connection at iss; with no listener it
+// is answered with a reset (RFC 9293 §3.10.7.1).
+func (p *Protocol) synAfterTimeWait(seg *segment, local, remote netip.AddrPort, nic int, iss seqnum.Value) {
+	l := p.lookup(local, remote, nic)
+	if l == nil {
+		p.respondReset(seg, local, remote, nic)
+		return
+	}
+	l.mu.Lock()
+	if l.state != StateListen || l.local.Port() != local.Port() {
+		l.mu.Unlock()
+		l.handleSegment(seg, local, remote, nic) // another connection took the 4-tuple meanwhile
+		return
+	}
+	l.listenInput(seg, local, remote, nic, &iss)
+}
+
 // listenInput handles a segment for a listener (RFC 9293 §3.10.7.2): a
 // SYN makes a child in SYN_RECV if the queues have room; an ACK is
-// answered with a reset; anything else is dropped. It unlocks e.
-func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic int) {
+// answered with a reset; anything else is dropped. It unlocks e. A
+// non-nil iss is the child's ISN (a SYN that ended a TIME_WAIT).
+func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic int, iss *seqnum.Value) {
 	switch {
 	case seg.has(wire.TCPFlagRST):
 		e.mu.Unlock()
@@ -134,6 +180,9 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	c.p.track(c)
 	now := time.Now()
 	c.iss = c.p.isn(local, remote, now)
+	if iss != nil {
+		c.iss = *iss
+	}
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.tsOffset = c.p.tsOffset(local, remote, now)
 	c.acceptSynLocked(seg)
@@ -649,8 +698,16 @@ func (e *endpoint) finInputLocked() {
 	e.ackNowLocked()
 }
 
-// enterTimeWaitLocked starts TIME_WAIT (RFC 9293 §3.10.7.4: 2·MSL).
+// enterTimeWaitLocked starts TIME_WAIT (RFC 9293 §3.10.7.4: 2·MSL),
+// unless MaxTimeWait connections are in it already: then, as Linux's
+// tcp_time_wait when inet_twsk_alloc fails, the connection just closes
+// (TCPTimeWaitOverflow).
 func (e *endpoint) enterTimeWaitLocked() {
+	if e.p.timeWaits.Load() >= int64(e.p.MaxTimeWait) {
+		e.p.stats.TimeWaitOverflow.Add(1)
+		e.closeLocked()
+		return
+	}
 	e.setState(StateTimeWait)
 	e.rtoT.stop()
 	e.delackT.stop()

@@ -31,6 +31,9 @@ type Stats struct {
 	InErrs       atomic.Uint64 // bad header or checksum
 	OutRsts      atomic.Uint64
 	InCsumErrors atomic.Uint64
+	// TimeWaitOverflow counts connections that skipped TIME_WAIT because
+	// MaxTimeWait were in it (Linux TcpExt TCPTimeWaitOverflow).
+	TimeWaitOverflow atomic.Uint64
 }
 
 // Defaults of the Protocol's tunables (Linux's).
@@ -41,6 +44,7 @@ const (
 	DefaultRetries2   = 15               // net.ipv4.tcp_retries2
 	DefaultFinTimeout = 60 * time.Second // net.ipv4.tcp_fin_timeout (orphaned FIN_WAIT_2)
 	SoMaxConn         = 4096             // net.core.somaxconn
+	DefaultMaxTW      = 262144           // net.ipv4.tcp_max_tw_buckets
 )
 
 // Protocol is TCP on one stack.
@@ -64,6 +68,12 @@ type Protocol struct {
 	// DisableSynCookies drops SYNs when a listener's SYN queue is full
 	// instead of answering with a SYN cookie (net.ipv4.tcp_syncookies).
 	DisableSynCookies bool
+	// MaxTimeWait caps the connections in TIME_WAIT; past it a closing
+	// connection goes straight to CLOSED (net.ipv4.tcp_max_tw_buckets;
+	// Linux logs "TCP: time wait bucket table overflow").
+	MaxTimeWait int
+
+	timeWaits atomic.Int64 // connections in TIME_WAIT now
 
 	mu        sync.RWMutex
 	conns     map[fourTuple]*endpoint
@@ -84,9 +94,10 @@ func New(s *stack.Stack) *Protocol {
 		s: s, ports: ports.NewManager(),
 		TimeWait: DefaultTimeWait, SynRetries: DefaultSynRetries, SynAckRetr: DefaultSynAckRetr,
 		Retries2: DefaultRetries2, FinTimeout: DefaultFinTimeout,
-		conns:     make(map[fourTuple]*endpoint),
-		listeners: make(map[uint16][]*endpoint),
-		eps:       make(map[*endpoint]struct{}),
+		MaxTimeWait: DefaultMaxTW,
+		conns:       make(map[fourTuple]*endpoint),
+		listeners:   make(map[uint16][]*endpoint),
+		eps:         make(map[*endpoint]struct{}),
 	}
 	var seed [16]byte
 	rand.Read(seed[:])

@@ -1,0 +1,159 @@
+package tcp
+
+import (
+	"fmt"
+	"net/netip"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// TestTimeWaitReuse: the server closes first and keeps the TIME_WAIT; a
+// new connect from the same client port (SO_REUSEADDR) is taken by the
+// listener at once (RFC 6191, Linux TCP_TW_SYN), with timestamps (a newer
+// TSval) and without (a sequence number beyond the old RCV.NXT), and the
+// new ISN lies beyond the old SND.NXT. Before, the SYN got a bare ACK,
+// the client reset it and connected only with the SYN retransmitted 1 s
+// later. A SYN that is not acceptable still gets just an ACK.
+func TestTimeWaitReuse(t *testing.T) {
+	for _, ts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("timestamps=%v", ts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				nw := newNet(t, 7)
+				a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+				b, brec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+				for _, h := range []*host{a, b} {
+					h.tcp.DisableTimestamps = !ts
+				}
+				l := b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 80), 16)
+				clientAddr := ap(addrA4, 40000)
+				dial := func() *endpoint {
+					c := a.open(t, syscall.AF_INET)
+					if err := c.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+						t.Fatal(err)
+					}
+					if err := c.Bind(clientAddr); err != nil {
+						t.Fatal(err)
+					}
+					return c
+				}
+				c := dial()
+				mustConnect(t, c, ap(addrB4, 80))
+				s := accept(t, l, time.Second)
+				if err := writeAll(c, []byte("hello"), time.Second); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := readN(s, 5, time.Second); err != nil {
+					t.Fatal(err)
+				}
+				s.Close() // the server closes first
+				if _, err := readAll(c, time.Second); err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+				synctest.Wait()
+				if st := s.Info().State; st != "TIME_WAIT" {
+					t.Fatalf("server in %s, want TIME_WAIT", st)
+				}
+				oldSndNxt, oldRcvNxt, _ := snapshot(s)
+
+				// Not acceptable: an old sequence number (and, with
+				// timestamps, an old TSval) gets an ACK, TIME_WAIT stays.
+				var answers []segRecord
+				brec.setDrop(func(r segRecord) bool {
+					if r.dst == clientAddr {
+						answers = append(answers, r)
+						return true
+					}
+					return false
+				})
+				in := newInjector(t, nw)
+				f := wire.TCPFields{Seq: oldRcvNxt - 1000, Flags: wire.TCPFlagSYN, Window: 65535}
+				if ts {
+					f.Seq = oldRcvNxt + 1000
+					f.Options.HasTimestamps, f.Options.TSVal = true, s.tsRecent-1
+				}
+				in.send(t, b.port.MAC(), clientAddr, ap(addrB4, 80), f, nil)
+				synctest.Wait()
+				brec.setDrop(nil)
+				if len(answers) != 1 || answers[0].flags != wire.TCPFlagACK {
+					t.Fatalf("old SYN answered with %+v, want one ACK", answers)
+				}
+				if st := s.Info().State; st != "TIME_WAIT" {
+					t.Fatalf("after an old SYN the server is in %s", st)
+				}
+
+				time.Sleep(time.Second) // the ISN and timestamp clocks move on
+				retrans := a.tcp.Stats().RetransSegs.Load()
+				c2 := dial()
+				start := time.Now()
+				if err := connect(t, c2, ap(addrB4, 80), 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				if d := time.Since(start); d > 100*time.Millisecond {
+					t.Errorf("connect took %v", d)
+				}
+				if n := a.tcp.Stats().RetransSegs.Load() - retrans; n != 0 {
+					t.Errorf("%d retransmissions (the SYN)", n)
+				}
+				s2 := accept(t, l, time.Second)
+				if want := oldSndNxt + 65535 + 2; uint32(s2.iss) != want {
+					t.Errorf("new ISN %d, want old SND.NXT %d + 65537", uint32(s2.iss), oldSndNxt)
+				}
+				if err := writeAll(s2, []byte("again"), time.Second); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := readN(c2, 5, time.Second); err != nil || string(got) != "again" {
+					t.Fatalf("read %q, %v", got, err)
+				}
+			})
+		})
+	}
+}
+
+// TestMaxTimeWait: with MaxTimeWait connections in TIME_WAIT, the next
+// one to close goes straight to CLOSED and is counted (Linux
+// tcp_max_tw_buckets, TCPTimeWaitOverflow); the peer still gets its ACK.
+func TestMaxTimeWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pair(t)
+		a.tcp.MaxTimeWait = 1
+		var cs, ss []*endpoint
+		for range 3 {
+			c, s := connPair(t, a, b, false)
+			cs, ss = append(cs, c), append(ss, s)
+		}
+		for i := range cs {
+			cs[i].Close()
+			readAll(ss[i], time.Second)
+			ss[i].Close()
+			synctest.Wait()
+		}
+		want := []string{"TIME_WAIT", "CLOSE", "CLOSE"}
+		for i, c := range cs {
+			if st := c.Info().State; st != want[i] {
+				t.Errorf("client %d in %s, want %s", i, st, want[i])
+			}
+			if st := ss[i].Info().State; st != "CLOSE" {
+				t.Errorf("server %d in %s (its FIN not acknowledged?)", i, st)
+			}
+		}
+		if n := a.tcp.Stats().TimeWaitOverflow.Load(); n != 2 {
+			t.Errorf("TimeWaitOverflow %d, want 2", n)
+		}
+		// The count follows TIME_WAIT's end: room again.
+		time.Sleep(DefaultTimeWait + time.Second)
+		c, s := connPair(t, a, b, false)
+		c.Close()
+		readAll(s, time.Second)
+		s.Close()
+		synctest.Wait()
+		if st := c.Info().State; st != "TIME_WAIT" {
+			t.Errorf("after the first TIME_WAIT ended: %s", st)
+		}
+	})
+}
