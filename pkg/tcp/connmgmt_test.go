@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"syscall"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/transport"
+	"github.com/stackbox/stackbox/pkg/waiter"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
@@ -155,5 +158,111 @@ func TestMaxTimeWait(t *testing.T) {
 		if st := c.Info().State; st != "TIME_WAIT" {
 			t.Errorf("after the first TIME_WAIT ended: %s", st)
 		}
+	})
+}
+
+// TestUserTimeout: TCP_USER_TIMEOUT (RFC 5482, Linux semantics, ms) ends
+// a connection with ETIMEDOUT once data has gone unacknowledged, or
+// zero-window probes or keep-alive probes unanswered, for that long,
+// instead of after tcp_retries2 (about 15 min) or TCP_KEEPCNT probes.
+func TestUserTimeout(t *testing.T) {
+	const ut = 5000 // ms
+	setUT := func(t *testing.T, e *endpoint, ms int) {
+		t.Helper()
+		if err := e.SetSockOpt(syscall.IPPROTO_TCP, TCP_USER_TIMEOUT, ms); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := e.GetSockOpt(syscall.IPPROTO_TCP, TCP_USER_TIMEOUT); err != nil || v.(int) != ms {
+			t.Fatalf("getsockopt: %v, %v", v, err)
+		}
+	}
+	timedOut := func(t *testing.T, c *endpoint, from time.Time, lo, hi time.Duration) {
+		t.Helper()
+		if !wait(c, waiter.EventErr, time.Hour) {
+			t.Fatalf("still up after an hour: %s", dump(c))
+		}
+		if d := time.Since(from); d < lo || d > hi {
+			t.Errorf("timed out after %v, want %v…%v", d, lo, hi)
+		}
+		if _, err := c.Read([][]byte{make([]byte, 1)}, transport.ReadOptions{}); !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("read: %v, want ETIMEDOUT", err)
+		}
+	}
+	t.Run("sockopt", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a, _ := pair(t)
+			c := a.open(t, syscall.AF_INET)
+			if v, _ := c.GetSockOpt(syscall.IPPROTO_TCP, TCP_USER_TIMEOUT); v.(int) != 0 {
+				t.Errorf("default %v", v)
+			}
+			if err := c.SetSockOpt(syscall.IPPROTO_TCP, TCP_USER_TIMEOUT, -1); !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("-1: %v, want EINVAL", err)
+			}
+			setUT(t, c, 1234)
+		})
+	})
+	t.Run("retransmission", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			nw := newNet(t, 7)
+			a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+			b, brec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+			c, _ := connPair(t, a, b, false)
+			setUT(t, c, ut)
+			brec.setDrop(func(segRecord) bool { return true }) // the peer vanishes
+			start := time.Now()
+			if err := writeAll(c, []byte("unanswered"), time.Second); err != nil {
+				t.Fatal(err)
+			}
+			timedOut(t, c, start, ut*time.Millisecond, ut*time.Millisecond+50*time.Millisecond)
+		})
+	})
+	t.Run("zerowindow", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			nw := newNet(t, 7)
+			a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+			b, brec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+			l := b.open(t, syscall.AF_INET)
+			l.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8192)
+			l.Bind(ap(netip.Addr{}, 80))
+			l.Listen(4)
+			c := a.open(t, syscall.AF_INET)
+			mustConnect(t, c, ap(addrB4, 80))
+			accept(t, l, time.Second)
+			setUT(t, c, ut)
+			go writeAll(c, randomBytes(3, 100<<10), time.Hour)
+			time.Sleep(5 * time.Second) // answered probes: no timeout
+			synctest.Wait()
+			c.mu.Lock()
+			w, st := c.sndWnd, c.state
+			c.mu.Unlock()
+			if w != 0 || st != StateEstablished {
+				t.Fatalf("window not closed or connection gone: %s", dump(c))
+			}
+			brec.setDrop(func(segRecord) bool { return true })
+			start := time.Now()
+			// The next probe starts the count; it comes within the
+			// backed-off persist interval.
+			timedOut(t, c, start, ut*time.Millisecond, ut*time.Millisecond+5*time.Second)
+		})
+	})
+	t.Run("keepalive", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			nw := newNet(t, 7)
+			a := newHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+			b, brec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+			c, _ := connPair(t, a, b, false)
+			for _, o := range [][3]int{{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1}, {syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 10},
+				{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 2}, {syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 100}} {
+				if err := c.SetSockOpt(o[0], o[1], o[2]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setUT(t, c, 15000)
+			brec.setDrop(func(segRecord) bool { return true })
+			// Probes at 10, 12, 14 and 16 s of silence: the one due at
+			// 16 s finds 15 s passed and gives up (with TCP_KEEPCNT alone
+			// it would be 210 s).
+			timedOut(t, c, time.Now(), 15*time.Second, 17*time.Second)
+		})
 	})
 }

@@ -22,7 +22,8 @@
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
 // through pkg/tcp/sack's scoreboard) and NewReno otherwise (RFC 5681,
 // RFC 6582), both paced by PRR (RFC 6937) under pkg/tcp/cc's congestion
-// control (CUBIC by default), zero-window probes, keep-alive, and the
+// control (CUBIC by default), zero-window probes, keep-alive, the
+// user timeout (RFC 5482 TCP_USER_TIMEOUT), and the
 // Linux "Tcp:" counters of /proc/net/snmp.
 //
 // Lock order: endpoint.mu → Protocol.mu (the tables) → the ports

@@ -156,6 +156,11 @@ type endpoint struct {
 	lastRecv                    time.Time
 	bytesAcked, bytesReceived   uint64
 
+	// TCP_USER_TIMEOUT (0: off), and since when the retransmissions or
+	// zero-window probes it limits have gone unanswered.
+	userTimeout time.Duration
+	stuckSince  time.Time
+
 	// Receive sequence. rcv holds unread in-order bytes (rcv.n), then
 	// out-of-order bytes at their offset from RCV.NXT, listed in ooo.
 	irs, rcvNxt, rcvAdv seqnum.Value

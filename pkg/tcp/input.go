@@ -154,6 +154,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	c.device.Store(e.device.Load())
 	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
 	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
+	c.userTimeout = e.userTimeout
 	c.rcvShift = e.rcvShift
 	e.synQ++
 	e.mu.Unlock()
@@ -875,6 +876,7 @@ func (e *endpoint) cookieAckLocked(seg *segment, local, remote netip.AddrPort, n
 	c.device.Store(e.device.Load())
 	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
 	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
+	c.userTimeout = e.userTimeout
 	c.mu.Lock()
 	c.local, c.remote = local, remote
 	c.route, c.routeGen, c.routeValid = r, c.p.s.RouteGeneration(), true

@@ -38,8 +38,11 @@ const (
 	TCPIOptWscale     = 4
 )
 
-// TCP_CONGESTION is Linux's option number (the syscall package lacks it).
-const TCP_CONGESTION = 13
+// Linux's option numbers the syscall package lacks.
+const (
+	TCP_CONGESTION   = 13
+	TCP_USER_TIMEOUT = 18 // RFC 5482
+)
 
 func (e *endpoint) tcpInfoLocked() TCPInfo {
 	in := TCPInfo{State: e.state, Retransmits: uint8(min(e.retries, 255)), SndMSS: uint32(e.mss),
@@ -157,6 +160,13 @@ func (e *endpoint) setTCPOptLocked(name int, v any) error {
 			return syscall.EINVAL
 		}
 		e.keepCnt = n
+	case TCP_USER_TIMEOUT:
+		// RFC 5482 with Linux's semantics: milliseconds, 0 for the
+		// default (tcp_retries2, TCP_KEEPCNT).
+		if n < 0 {
+			return syscall.EINVAL
+		}
+		e.userTimeout = time.Duration(n) * time.Millisecond
 	default:
 		return syscall.ENOPROTOOPT
 	}
@@ -203,6 +213,8 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 			return int(e.keepIntvl / time.Second), nil
 		case syscall.TCP_KEEPCNT:
 			return e.keepCnt, nil
+		case TCP_USER_TIMEOUT:
+			return int(e.userTimeout / time.Millisecond), nil
 		case syscall.TCP_INFO:
 			return e.tcpInfoLocked(), nil
 		case TCP_CONGESTION:

@@ -54,7 +54,14 @@ func (e *endpoint) onRTO() {
 		e.persistLocked()
 		return
 	}
-	if e.retries >= e.p.Retries2 {
+	if e.retries == 0 {
+		// The oldest unacknowledged byte has waited one (unbacked-off)
+		// RTO since it was sent or since the last ACK (Linux retrans_stamp).
+		e.stuckSince = time.Now().Add(-e.rtt.RTO())
+	}
+	// TCP_USER_TIMEOUT, when set, replaces tcp_retries2 (Linux
+	// retransmits_timed_out).
+	if e.userTimedOutLocked(e.stuckSince) || (e.userTimeout == 0 && e.retries >= e.p.Retries2) {
 		timedOut()
 		return
 	}
@@ -78,6 +85,26 @@ func (e *endpoint) onRTO() {
 		e.sndNxt = e.sndUna.Add(seqnum.Size(min(e.snd.n, e.mss)))
 	}
 	e.armRTOLocked()
+	e.clampRTOLocked(e.stuckSince)
+}
+
+// userTimedOutLocked reports whether TCP_USER_TIMEOUT (RFC 5482) has run
+// out for data or probes unanswered since since.
+func (e *endpoint) userTimedOutLocked(since time.Time) bool {
+	return e.userTimeout > 0 && time.Since(since) >= e.userTimeout
+}
+
+// clampRTOLocked brings the retransmission or persist timer forward to
+// when TCP_USER_TIMEOUT runs out (Linux tcp_clamp_rto_to_user_timeout,
+// tcp_clamp_probe0_to_user_timeout).
+func (e *endpoint) clampRTOLocked(since time.Time) {
+	if e.userTimeout == 0 || !e.rtoT.armed() {
+		return
+	}
+	left := time.Until(since.Add(e.userTimeout))
+	if left < time.Until(e.rtoT.at) {
+		e.rtoT.set(max(left, time.Millisecond), e.onRTO)
+	}
 }
 
 // persistLocked probes a window that does not let data out (RFC 9293
@@ -92,7 +119,12 @@ func (e *endpoint) persistLocked() {
 	if e.sndWnd == 0 {
 		// Linux tcp_probe_timer: tcp_retries2 probes that bring back no
 		// ACK at all end the connection; answered ones go on forever.
-		if e.zwProbes >= e.p.Retries2 {
+		// With TCP_USER_TIMEOUT, unanswered probes end it when that has
+		// passed since the first of them.
+		if e.zwProbes == 0 {
+			e.stuckSince = time.Now()
+		}
+		if e.userTimedOutLocked(e.stuckSince) || (e.userTimeout == 0 && e.zwProbes >= e.p.Retries2) {
 			err := syscall.ETIMEDOUT
 			if e.softErr != 0 {
 				err = e.softErr
@@ -104,6 +136,7 @@ func (e *endpoint) persistLocked() {
 		e.emitLocked(e.sndUna-1, wire.TCPFlagACK, 0, 0)
 		e.rtt.Backoff()
 		e.rtoT.set(e.rtt.RTO(), e.onRTO)
+		e.clampRTOLocked(e.stuckSince)
 		return
 	}
 	n := min(avail, e.mss, e.sndWnd)
@@ -170,7 +203,9 @@ func (e *endpoint) onKeepalive() {
 		e.kaT.set(e.keepIdle-idle, e.onKeepalive)
 		return
 	}
-	if e.kaProbes >= e.keepCnt {
+	// Linux tcp_keepalive_timer: with TCP_USER_TIMEOUT set, probes go on
+	// until that much silence, whatever TCP_KEEPCNT says.
+	if (e.userTimeout > 0 && e.kaProbes > 0 && idle >= e.userTimeout) || (e.userTimeout == 0 && e.kaProbes >= e.keepCnt) {
 		e.sendResetLocked()
 		e.failLocked(syscall.ETIMEDOUT)
 		return
