@@ -160,6 +160,7 @@ type endpoint struct {
 	// zero-window probes it limits have gone unanswered.
 	userTimeout time.Duration
 	stuckSince  time.Time
+	ccName      string // TCP_CONGESTION set on the socket ("": Protocol.Congestion)
 
 	// Receive sequence. rcv holds unread in-order bytes (rcv.n), then
 	// out-of-order bytes at their offset from RCV.NXT, listed in ooo.
@@ -174,6 +175,10 @@ type endpoint struct {
 	rcvMSS              int
 
 	rtoT, delackT, kaT, twT timer
+	// warm is what only a connection that moves data needs (allocated
+	// with its rings, freed with them after ringIdle): kept out of the
+	// endpoint so an idle one stays in its allocation size class.
+	warm *warmState
 
 	outq     []outPkt
 	flushing bool
@@ -250,8 +255,14 @@ func (e *endpoint) userAddr(a netip.Addr) (netip.Addr, int, error) {
 // e.wake.
 func (e *endpoint) unlock() {
 	for !e.flushing && len(e.outq) > 0 {
+		// The flusher owns q until it relocks; segments built meanwhile
+		// go to the other slice, so a busy connection alternates between
+		// two instead of growing a new one per flush.
 		q := e.outq
 		e.outq = nil
+		if e.warm != nil {
+			e.outq, e.warm.outSpare = e.warm.outSpare, nil
+		}
 		e.flushing = true
 		e.mu.Unlock()
 		for i := range q {
@@ -259,6 +270,10 @@ func (e *endpoint) unlock() {
 		}
 		e.mu.Lock()
 		e.flushing = false
+		if e.warm != nil {
+			clear(q) // the packets are the stack's now
+			e.warm.outSpare = q[:0]
+		}
 	}
 	ev, after := e.pending, e.after
 	e.pending, e.after = 0, nil
@@ -654,8 +669,8 @@ func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadRe
 		return res, nil
 	}
 	e.rcv.consume(n)
-	if e.rcv.n == 0 && e.ooo.Len() == 0 {
-		e.rcv.release()
+	if e.rcv.n == 0 {
+		e.ringsEmptiedLocked(time.Now())
 	}
 	e.maybeWindowUpdateLocked()
 	return res, nil
@@ -829,6 +844,10 @@ func (e *endpoint) closeLocked() {
 	e.delackT.stop()
 	e.kaT.stop()
 	e.twT.stop()
+	if e.warm != nil {
+		e.warm.idleT.stop()
+		e.warm = nil
+	}
 	e.snd = ring{}
 	e.ooo.Clear()
 	e.finQueued = false

@@ -20,6 +20,7 @@ type segment struct {
 	wnd      uint16
 	opts     wire.TCPOptions
 	payload  []byte
+	now      time.Time // when it is processed: one clock read serves the whole segment
 }
 
 func parseSegment(t wire.TCP) segment {
@@ -45,6 +46,7 @@ func (s *segment) segLen() seqnum.Size {
 // handleSegment runs one segment through the state machine (RFC 9293
 // §3.10.7).
 func (e *endpoint) handleSegment(seg *segment, local, remote netip.AddrPort, nic int) {
+	seg.now = time.Now()
 	e.mu.Lock()
 	switch e.state {
 	case StateListen:
@@ -154,7 +156,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	c.device.Store(e.device.Load())
 	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
 	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
-	c.userTimeout = e.userTimeout
+	c.userTimeout, c.ccName = e.userTimeout, e.ccName
 	c.rcvShift = e.rcvShift
 	e.synQ++
 	e.mu.Unlock()
@@ -259,9 +261,9 @@ func (e *endpoint) synSentInput(seg *segment) {
 		e.rtt.ResetBackoff()
 		e.retries = 0
 		if e.tsOK && seg.opts.TSEcr != 0 {
-			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr, seg.now))
 		} else if e.rttTiming {
-			e.rtt.Sample(time.Since(e.rttStart))
+			e.rtt.Sample(seg.now.Sub(e.rttStart))
 		}
 		e.rttTiming = false
 		e.rtoT.stop()
@@ -280,6 +282,7 @@ func (e *endpoint) establishLocked() {
 	e.sb.Init(e.sndUna, 0)
 	e.setState(StateEstablished)
 	e.connected = true
+	e.chooseCongestionLocked()
 	e.initCongestionLocked()
 	e.armKeepaliveLocked()
 	e.pending |= waiter.EventOut | waiter.EventWrNorm
@@ -323,7 +326,7 @@ func (e *endpoint) acceptable(seg *segment) bool {
 // connInput handles a segment in SYN_RECV and the synchronized states
 // (RFC 9293 §3.10.7.4, with RFC 5961 and RFC 7323 §5 PAWS).
 func (e *endpoint) connInput(seg *segment) {
-	e.lastRecv = time.Now()
+	e.lastRecv = seg.now
 	e.kaProbes = 0
 	if seg.has(wire.TCPFlagACK) {
 		e.zwProbes = 0
@@ -408,9 +411,9 @@ func (e *endpoint) connInput(seg *segment) {
 		e.sndWl1, e.sndWl2 = seg.seq, seg.ack
 		e.sndUna = seg.ack
 		if e.tsOK && seg.opts.TSEcr != 0 {
-			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+			e.rtt.Sample(e.tsRTT(seg.opts.TSEcr, seg.now))
 		} else if e.rttTiming && e.retries == 0 {
-			e.rtt.Sample(time.Since(e.rttStart))
+			e.rtt.Sample(seg.now.Sub(e.rttStart))
 		}
 		e.rttTiming = false
 		e.retries = 0
@@ -425,7 +428,7 @@ func (e *endpoint) connInput(seg *segment) {
 		return
 	}
 	e.dataInput(seg)
-	e.outputLocked(false)
+	e.outputAtLocked(seg.now, false)
 }
 
 // childEstablished moves a child that completed its handshake to the
@@ -520,7 +523,7 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	}
 	e.snd.consume(dataAcked)
 	if e.snd.n == 0 {
-		e.snd.release()
+		e.ringsEmptiedLocked(seg.now)
 	}
 	e.bytesAcked += uint64(dataAcked)
 	e.sndUna = ack
@@ -531,9 +534,9 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	// RFC 7323 §4.1), else from the timed segment unless it was
 	// retransmitted (Karn's rule, RFC 6298 §3).
 	if e.tsOK && seg.opts.HasTimestamps && seg.opts.TSEcr != 0 {
-		e.rtt.Sample(e.tsRTT(seg.opts.TSEcr))
+		e.rtt.Sample(e.tsRTT(seg.opts.TSEcr, seg.now))
 	} else if e.rttTiming && e.rttSeq.LessThan(ack) {
-		e.rtt.Sample(time.Since(e.rttStart))
+		e.rtt.Sample(seg.now.Sub(e.rttStart))
 	}
 	if e.rttTiming && e.rttSeq.LessThan(ack) {
 		e.rttTiming = false
@@ -557,12 +560,12 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 		}
 	} else {
 		e.dupAcks = 0
-		e.ccAck(dataAcked)
+		e.ccAck(dataAcked, seg.now)
 	}
 	if e.sndUna == e.sndMax {
 		e.rtoT.stop()
 	} else {
-		e.rtoT.set(e.rtt.RTO(), e.onRTO) // RFC 6298 §5.3
+		e.rtoT.arm(seg.now, e.rtt.RTO(), e, (*endpoint).onRTO) // RFC 6298 §5.3
 	}
 	e.pending |= waiter.EventOut | waiter.EventWrNorm
 }
@@ -646,7 +649,7 @@ func (e *endpoint) dataInput(seg *segment) {
 				if e.delackSegs >= 2 { // RFC 5681 §4.2: at least every second full segment
 					e.ackNowLocked()
 				} else {
-					e.delackT.set(delAckTimeout, e.onDelAck)
+					e.delackT.arm(seg.now, delAckTimeout, e, (*endpoint).onDelAck)
 				}
 			}
 		} else {
@@ -876,7 +879,7 @@ func (e *endpoint) cookieAckLocked(seg *segment, local, remote netip.AddrPort, n
 	c.device.Store(e.device.Load())
 	c.nodelay, c.cork, c.userMSS = e.nodelay, e.cork, e.userMSS
 	c.keepIdle, c.keepIntvl, c.keepCnt = e.keepIdle, e.keepIntvl, e.keepCnt
-	c.userTimeout = e.userTimeout
+	c.userTimeout, c.ccName = e.userTimeout, e.ccName
 	c.mu.Lock()
 	c.local, c.remote = local, remote
 	c.route, c.routeGen, c.routeValid = r, c.p.s.RouteGeneration(), true

@@ -108,9 +108,9 @@ func (e *endpoint) cwndLocked() int {
 
 func (e *endpoint) inflight() int { return int(e.sndUna.Size(e.sndNxt)) }
 
-func (e *endpoint) ccAck(acked int) {
+func (e *endpoint) ccAck(acked int, now time.Time) {
 	if e.cc != nil && acked > 0 {
-		e.cc.OnAck(acked, e.rtt.SRTT(), time.Now())
+		e.cc.OnAck(acked, e.rtt.SRTT(), now)
 	}
 }
 
@@ -141,11 +141,13 @@ func (e *endpoint) prrAckLocked(delivered int) {
 
 // tsNow is our TSval clock: milliseconds (RFC 7323 §5.4) with a
 // per-connection offset.
-func (e *endpoint) tsNow() uint32 { return uint32(time.Now().UnixMilli()) + e.tsOffset }
+func (e *endpoint) tsNow() uint32 { return e.tsAt(time.Now()) }
 
-// tsRTT is the round-trip time a TSecr measures.
-func (e *endpoint) tsRTT(ecr uint32) time.Duration {
-	d := int32(e.tsNow() - ecr)
+func (e *endpoint) tsAt(now time.Time) uint32 { return uint32(now.UnixMilli()) + e.tsOffset }
+
+// tsRTT is the round-trip time a TSecr measures at now.
+func (e *endpoint) tsRTT(ecr uint32, now time.Time) time.Duration {
+	d := int32(e.tsAt(now) - ecr)
 	if d < 0 {
 		return 0
 	}
@@ -200,6 +202,12 @@ func (e *endpoint) maybeWindowUpdateLocked() {
 // emitLocked builds one segment and queues it for writing after the
 // unlock. The payload is n bytes of the send buffer from offset off.
 func (e *endpoint) emitLocked(seq seqnum.Value, flags wire.TCPFlags, off, n int) {
+	e.emitAtLocked(time.Time{}, seq, flags, off, n)
+}
+
+// emitAtLocked is emitLocked with the time for the timestamp option
+// (zero: read the clock if one is needed).
+func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPFlags, off, n int) {
 	r, ok := e.routeLocked()
 	if !ok {
 		return
@@ -226,7 +234,10 @@ func (e *endpoint) emitLocked(seq seqnum.Value, flags wire.TCPFlags, off, n int)
 		f.Options.SACKPermitted = (active && !e.p.DisableSACK) || e.sackOK
 	}
 	if (syn && active && !e.p.DisableTimestamps) || e.tsOK {
-		f.Options.HasTimestamps, f.Options.TSVal = true, e.tsNow()
+		if now.IsZero() {
+			now = time.Now()
+		}
+		f.Options.HasTimestamps, f.Options.TSVal = true, e.tsAt(now)
 		if !active {
 			f.Options.TSEcr = e.tsRecent
 		}
@@ -315,7 +326,16 @@ func (e *endpoint) outputLocked(more bool) {
 	default:
 		return
 	}
-	now := time.Now()
+	e.outputAtLocked(time.Now(), more)
+}
+
+// outputAtLocked is outputLocked at time now (the caller's clock read).
+func (e *endpoint) outputAtLocked(now time.Time, more bool) {
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
 	if e.cc != nil && e.sndNxt == e.sndUna && !e.lastSend.IsZero() {
 		if idle := now.Sub(e.lastSend); idle > e.rtt.RTO() {
 			e.cc.OnIdle(now, idle, e.rtt.RTO())
@@ -359,7 +379,7 @@ func (e *endpoint) outputLocked(more bool) {
 			flags |= wire.TCPFlagFIN
 		}
 		seq := e.sndNxt
-		e.emitLocked(seq, flags, sent, n)
+		e.emitAtLocked(now, seq, flags, sent, n)
 		e.sndNxt = seq.Add(seqnum.Size(n))
 		if fin {
 			e.sndNxt++
@@ -376,7 +396,7 @@ func (e *endpoint) outputLocked(more bool) {
 		}
 		e.lastSend = now
 		if !e.rtoT.armed() {
-			e.armRTOLocked()
+			e.rtoT.arm(now, e.rtt.RTO(), e, (*endpoint).onRTO)
 		}
 		if fin {
 			return
@@ -388,7 +408,7 @@ func (e *endpoint) outputLocked(more bool) {
 // and nothing in flight would bring an ACK (RFC 9293 §3.8.6.1).
 func (e *endpoint) armPersistLocked() {
 	if e.sndNxt == e.sndUna && !e.rtoT.armed() {
-		e.rtoT.set(e.rtt.RTO(), e.onRTO)
+		e.armRTOLocked()
 	}
 }
 
@@ -410,10 +430,10 @@ func (e *endpoint) retransmitFirstLocked() {
 	if e.inRecovery {
 		e.prr.Sent(n)
 	}
-	e.rtoT.set(e.rtt.RTO(), e.onRTO)
+	e.armRTOLocked()
 }
 
-func (e *endpoint) armRTOLocked() { e.rtoT.set(e.rtt.RTO(), e.onRTO) }
+func (e *endpoint) armRTOLocked() { e.rtoT.arm(time.Now(), e.rtt.RTO(), e, (*endpoint).onRTO) }
 
 // sackRecoverLocked sends during SACK-based recovery what PRR allows,
 // segment by segment as RFC 6675 §4 NextSeg picks them: lost holes

@@ -28,6 +28,23 @@ func (tm *timer) set(d time.Duration, f func()) {
 	tm.t.Reset(d)
 }
 
+// arm is set for a callback that is a method of the endpoint, from the
+// time now of the caller: f(e) is wrapped once, when the runtime timer is
+// made, so re-arming allocates nothing (a method value such as e.onRTO
+// passed to set is a new closure at every call).
+func (tm *timer) arm(now time.Time, d time.Duration, e *endpoint, f func(*endpoint)) {
+	tm.at = now.Add(d)
+	if !tm.sched.IsZero() && !tm.at.Before(tm.sched) {
+		return
+	}
+	tm.sched = tm.at
+	if tm.t == nil {
+		tm.t = time.AfterFunc(d, func() { f(e) })
+		return
+	}
+	tm.t.Reset(d)
+}
+
 func (tm *timer) stop() {
 	tm.at = time.Time{}
 	if tm.t != nil && !tm.sched.IsZero() {

@@ -161,6 +161,50 @@ func (e *endpoint) onDelAck() {
 	e.sendAckLocked()
 }
 
+// ringIdle is how long a connection's rings stay allocated while empty.
+// A busy connection keeps its buffers, as Linux keeps a socket's
+// forward-allocated memory (sk_forward_alloc) between packets and
+// reclaims it from its timers (sk_mem_reclaim); one idle for this long
+// gives them back.
+const ringIdle = time.Second
+
+// ringsEmptiedLocked notes that a ring became empty: the memory goes back
+// if the rings are still empty ringIdle from now. Each emptying pushes the
+// deadline back, which does not touch the runtime timer (timer.arm).
+func (e *endpoint) ringsEmptiedLocked(now time.Time) {
+	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
+		return
+	}
+	if e.warm == nil {
+		e.warm = new(warmState)
+	}
+	e.warm.idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
+}
+
+// warmState is the part of an endpoint that only a connection moving
+// data needs.
+type warmState struct {
+	idleT    timer    // gives the rings' memory back (ringIdle)
+	outSpare []outPkt // the other of the two outq slices (endpoint.unlock)
+}
+
+// onRingIdle frees the rings that are empty. One still in use is kept;
+// it re-arms the timer when it empties.
+func (e *endpoint) onRingIdle() {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.warm == nil || !e.warm.idleT.fired() {
+		return
+	}
+	if e.rcv.n == 0 && e.ooo.Len() == 0 {
+		e.rcv.release()
+	}
+	e.snd.release()
+	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
+		e.warm = nil
+	}
+}
+
 // onTimeWait ends TIME_WAIT after 2·MSL, or an orphaned FIN_WAIT_2
 // after tcp_fin_timeout.
 func (e *endpoint) onTimeWait() {
