@@ -266,3 +266,82 @@ func TestUserTimeout(t *testing.T) {
 		})
 	})
 }
+
+// TestCongestionSockopt: setsockopt(TCP_CONGESTION) takes the name as a
+// string or as C's NUL-terminated bytes, refuses an unknown one with
+// ENOENT, applies before connect, passes from a listener to its
+// children, and switches a live connection keeping its windows;
+// Protocol.Congestion is the default (tcp_congestion_control).
+func TestCongestionSockopt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pair(t)
+		name := func(e *endpoint) string {
+			t.Helper()
+			v, err := e.GetSockOpt(syscall.IPPROTO_TCP, TCP_CONGESTION)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, _ := e.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+			if in.(TCPInfo).Congestion != v.(string) {
+				t.Fatalf("TCP_INFO says %q, TCP_CONGESTION %q", in.(TCPInfo).Congestion, v)
+			}
+			return v.(string)
+		}
+		set := func(e *endpoint, v any) error { return e.SetSockOpt(syscall.IPPROTO_TCP, TCP_CONGESTION, v) }
+
+		// Protocol default.
+		b.tcp.Congestion = "reno"
+		c, s := connPair(t, a, b, false)
+		if name(c) != "cubic" || name(s) != "reno" {
+			t.Fatalf("defaults: client %q (want cubic), server %q (want reno)", name(c), name(s))
+		}
+		b.tcp.Congestion = DefaultCongestion
+
+		// Before connect, as bytes with a NUL; unknown names.
+		c2 := a.open(t, syscall.AF_INET)
+		if err := set(c2, []byte("reno\x00")); err != nil {
+			t.Fatal(err)
+		}
+		if err := set(c2, "bbr"); !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("bbr: %v, want ENOENT", err)
+		}
+		if err := set(c2, 1); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("an int: %v, want EINVAL", err)
+		}
+		l := b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 90), 4)
+		if err := set(l, "reno"); err != nil {
+			t.Fatal(err)
+		}
+		mustConnect(t, c2, ap(addrB4, 90))
+		s2 := accept(t, l, time.Second)
+		if name(c2) != "reno" || name(s2) != "reno" {
+			t.Fatalf("client %q, accepted child %q, want reno", name(c2), name(s2))
+		}
+
+		// Mid-connection: cubic → reno with the same windows, and data
+		// still flows.
+		data := randomBytes(9, 512<<10)
+		go writeAll(c, data, time.Minute)
+		if _, err := readN(s, len(data), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		v, _ := c.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+		before := v.(TCPInfo)
+		if before.SndCwnd <= 10 {
+			t.Fatalf("cwnd %d: still the initial window", before.SndCwnd)
+		}
+		if err := set(c, "reno"); err != nil {
+			t.Fatal(err)
+		}
+		v, _ = c.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
+		after := v.(TCPInfo)
+		if name(c) != "reno" || after.SndCwnd != before.SndCwnd || after.SndSsthresh != before.SndSsthresh {
+			t.Fatalf("switched to %q: cwnd %d→%d ssthresh %d→%d", name(c), before.SndCwnd, after.SndCwnd, before.SndSsthresh, after.SndSsthresh)
+		}
+		go writeAll(c, data, time.Minute)
+		if _, err := readN(s, len(data), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -22,7 +22,8 @@
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
 // through pkg/tcp/sack's scoreboard) and NewReno otherwise (RFC 5681,
 // RFC 6582), both paced by PRR (RFC 6937) under pkg/tcp/cc's congestion
-// control (CUBIC by default), zero-window probes, keep-alive, the
+// control (Protocol.Congestion, CUBIC by default, or TCP_CONGESTION's
+// choice), zero-window probes, keep-alive, the
 // user timeout (RFC 5482 TCP_USER_TIMEOUT), and the
 // Linux "Tcp:" counters of /proc/net/snmp.
 //

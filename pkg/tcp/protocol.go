@@ -72,6 +72,9 @@ type Protocol struct {
 	// connection goes straight to CLOSED (net.ipv4.tcp_max_tw_buckets;
 	// Linux logs "TCP: time wait bucket table overflow").
 	MaxTimeWait int
+	// Congestion is the congestion control of new connections, one of
+	// cc.Available (net.ipv4.tcp_congestion_control).
+	Congestion string
 
 	timeWaits atomic.Int64 // connections in TIME_WAIT now
 
@@ -95,6 +98,7 @@ func New(s *stack.Stack) *Protocol {
 		TimeWait: DefaultTimeWait, SynRetries: DefaultSynRetries, SynAckRetr: DefaultSynAckRetr,
 		Retries2: DefaultRetries2, FinTimeout: DefaultFinTimeout,
 		MaxTimeWait: DefaultMaxTW,
+		Congestion:  DefaultCongestion,
 		conns:       make(map[fourTuple]*endpoint),
 		listeners:   make(map[uint16][]*endpoint),
 		eps:         make(map[*endpoint]struct{}),

@@ -1,9 +1,11 @@
 package tcp
 
 import (
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/tcp/cc"
 	"github.com/stackbox/stackbox/pkg/transport"
 )
 
@@ -70,10 +72,8 @@ func (e *endpoint) tcpInfoLocked() TCPInfo {
 		m := max(e.mss, 1)
 		in.SndCwnd = uint32(e.cc.Cwnd() / m)
 		in.SndSsthresh = uint32(min(e.cc.Ssthresh()/m, 0x7fffffff))
-		in.Congestion = e.cc.Name()
-	} else {
-		in.Congestion = DefaultCongestion
 	}
+	in.Congestion = e.congestionLocked()
 	return in
 }
 
@@ -117,7 +117,7 @@ func (e *endpoint) SetSockOpt(level, name int, v any) error {
 
 func (e *endpoint) setTCPOptLocked(name int, v any) error {
 	if name == TCP_CONGESTION {
-		return syscall.ENOPROTOOPT // one algorithm per stack for now
+		return e.setCongestionLocked(v)
 	}
 	n, err := transport.IntValue(v)
 	if err != nil {
@@ -173,6 +173,65 @@ func (e *endpoint) setTCPOptLocked(name int, v any) error {
 	return nil
 }
 
+// congestionLocked is the name of the connection's congestion control,
+// or of the one it will get.
+func (e *endpoint) congestionLocked() string {
+	switch {
+	case e.cc != nil:
+		return e.cc.Name()
+	case e.ccName != "":
+		return e.ccName
+	case e.p.Congestion != "":
+		return e.p.Congestion
+	}
+	return DefaultCongestion
+}
+
+// chooseCongestionLocked gives a connection being established the
+// algorithm of TCP_CONGESTION or Protocol.Congestion (an unknown
+// Protocol.Congestion is left to initCongestionLocked's fallback).
+func (e *endpoint) chooseCongestionLocked() {
+	if e.cc == nil {
+		e.cc, _ = cc.New(e.congestionLocked(), e.mss)
+	}
+}
+
+// setCongestionLocked is setsockopt(TCP_CONGESTION): the name as a string
+// or bytes (up to a NUL, as C passes it); an unknown one is ENOENT. On a
+// connection the new algorithm takes over at once with the current cwnd
+// and ssthresh (cc.Switch; Linux tcp_reinit_congestion_control); a
+// listener passes it to its children.
+func (e *endpoint) setCongestionLocked(v any) error {
+	var name string
+	switch x := v.(type) {
+	case string:
+		name = x
+	case []byte:
+		name = string(x)
+	default:
+		return syscall.EINVAL
+	}
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	var from cc.Algorithm
+	if e.cc != nil {
+		if e.cc.Name() == name {
+			return nil
+		}
+		from = e.cc
+	}
+	a, err := cc.Switch(name, max(e.mss, 1), from)
+	if err != nil {
+		return syscall.ENOENT
+	}
+	e.ccName = name
+	if from != nil {
+		e.cc = a
+	}
+	return nil
+}
+
 // GetSockOpt implements transport.Endpoint. TCP_INFO returns a TCPInfo.
 func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 	e.mu.Lock()
@@ -218,7 +277,7 @@ func (e *endpoint) GetSockOpt(level, name int) (any, error) {
 		case syscall.TCP_INFO:
 			return e.tcpInfoLocked(), nil
 		case TCP_CONGESTION:
-			return e.tcpInfoLocked().Congestion, nil
+			return e.congestionLocked(), nil
 		}
 		return nil, syscall.ENOPROTOOPT
 	case syscall.IPPROTO_IP:

@@ -106,6 +106,29 @@ func New(name string, mss int) (Algorithm, error) {
 	return nil, fmt.Errorf("cc: congestion control %q: %w", name, syscall.ENOENT)
 }
 
+// Switch returns a controller for the named algorithm to take over from
+// the connection's current one, as setsockopt(TCP_CONGESTION) does
+// mid-connection (Linux tcp_reinit_congestion_control): cwnd and
+// ssthresh carry over, the new algorithm's own state (CUBIC's W_max and
+// epoch) starts afresh. A nil from is New.
+func Switch(name string, mss int, from Algorithm) (Algorithm, error) {
+	a, err := New(name, mss)
+	if err != nil || from == nil {
+		return a, err
+	}
+	var w *window
+	switch x := a.(type) {
+	case *Reno:
+		w = &x.window
+	case *Cubic:
+		w = &x.window
+	}
+	if cw, st := from.Cwnd(), from.Ssthresh(); cw != w.cwnd || st != w.ssthresh {
+		w.cwnd, w.ssthresh, w.pristine = max(cw, mss), st, false
+	}
+	return a, nil
+}
+
 // InitialWindow is RFC 6928's initial window for a sender MSS.
 func InitialWindow(mss int) int { return min(10*mss, max(2*mss, 14600)) }
 
