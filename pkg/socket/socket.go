@@ -536,17 +536,54 @@ func (s *Socket) Shutdown(how int) error {
 
 // Close is close(2): it wakes every call blocked on the socket (they
 // return EBADF), takes it out of every epoll set and of the table, and
-// closes the endpoint.
+// closes the endpoint. With SO_LINGER on and a timeout, an endpoint that
+// is a Lingerer makes it wait, up to the timeout, until what it still has
+// to send is acknowledged (Linux tcp_close → sk_stream_wait_close, which
+// blocks whatever O_NONBLOCK says). Past the timeout close returns and
+// the connection carries on in the background, as on Linux (which sends
+// no reset then).
 func (s *Socket) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return syscall.EBADF
+	}
+	var lg syscall.Linger
+	if v, err := s.ep.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_LINGER); err == nil {
+		lg, _ = v.(syscall.Linger)
 	}
 	close(s.closeCh)
 	s.rdl.stop()
 	s.wdl.stop()
 	s.leaveEpolls()
 	s.l.remove(s)
-	return s.ep.Close()
+	err := s.ep.Close()
+	if l, ok := s.ep.(Lingerer); ok && lg.Onoff != 0 && lg.Linger > 0 {
+		lingerWait(l, s.ep.Queue(), time.Duration(lg.Linger)*time.Second)
+	}
+	return err
+}
+
+// Lingerer is an endpoint whose Close may leave data or a FIN to be
+// acknowledged: Lingering reports whether it still does (Linux's
+// sk_stream_closing: FIN_WAIT1, CLOSING, LAST_ACK), and the endpoint's
+// queue is notified with EventOut or EventHUp when that ends.
+type Lingerer interface {
+	Lingering() bool
+}
+
+// lingerWait waits for l to stop lingering, at most d.
+func lingerWait(l Lingerer, q *waiter.Queue, d time.Duration) {
+	e, ready := waiter.NewChannelEntry(waiter.EventOut | waiter.EventHUp)
+	q.Register(e)
+	defer q.Unregister(e)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for l.Lingering() {
+		select {
+		case <-ready:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // GetSockName is getsockname(2): an AF_INET6 socket reports IPv4 peers

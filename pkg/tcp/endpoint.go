@@ -782,7 +782,7 @@ func (e *endpoint) shutdownWriteLocked() {
 // zero timeout, aborts the connection with a RST (RFC 9293 §3.10.4,
 // Linux tcp_close); otherwise the FIN goes out after the queued data and
 // the connection finishes in the background. SO_LINGER with a timeout
-// does not make Close wait.
+// does not make Close wait: the socket layer waits, through Lingering.
 func (e *endpoint) Close() error {
 	e.mu.Lock()
 	if e.appClosed {
@@ -817,6 +817,19 @@ func (e *endpoint) Close() error {
 		c.abort(true)
 	}
 	return nil
+}
+
+// Lingering reports whether sent data or the FIN still await their ACK
+// (Linux sk_stream_closing), for SO_LINGER's wait in pkg/socket; leaving
+// those states notifies EventOut or EventHUp.
+func (e *endpoint) Lingering() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case StateFinWait1, StateClosing, StateLastAck:
+		return true
+	}
+	return false
 }
 
 // abort resets a connection (a listener's child being discarded).

@@ -496,6 +496,7 @@ func (e *endpoint) ackInput(seg *segment) bool {
 	case StateFinWait1:
 		if finAcked {
 			e.setState(StateFinWait2)
+			e.pending |= waiter.EventOut // for SO_LINGER's wait (Lingering)
 			if e.appClosed {
 				e.twT.set(e.p.FinTimeout, e.onTimeWait)
 			}
