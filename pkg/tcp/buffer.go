@@ -17,6 +17,16 @@ type ring struct {
 
 const ringMinAlloc = 4096
 
+// The limits of buffer auto-tuning: SO_RCVBUF grows toward twice what
+// the application reads per round trip (rcvSpaceAdjustLocked) up to
+// autoRcvBufMax, SO_SNDBUF toward twice the congestion window
+// (sndBufExpandLocked) up to autoSndBufMax, unless the application set
+// them (Linux net.ipv4.tcp_rmem[2] and tcp_wmem[2]).
+const (
+	autoRcvBufMax = 6 << 20
+	autoSndBufMax = 4 << 20
+)
+
 // ensure makes room for offsets below size (size ≤ the caller's limit).
 func (r *ring) ensure(size int) {
 	if size <= len(r.b) {

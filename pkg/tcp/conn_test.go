@@ -584,7 +584,7 @@ func TestSynCookies(t *testing.T) {
 			}
 			s := accept(t, l, time.Second)
 			v, _ := s.GetSockOpt(syscall.IPPROTO_TCP, syscall.TCP_INFO)
-			if info := v.(TCPInfo); info.Options != TCPIOptTimestamps|TCPIOptSACK|TCPIOptWscale || info.SndWscale != 2 || info.SndMSS != 1448 {
+			if info := v.(TCPInfo); info.Options != TCPIOptTimestamps|TCPIOptSACK|TCPIOptWscale || info.SndWscale != 7 || info.SndMSS != 1448 {
 				t.Errorf("cookie connection: %+v", info)
 			}
 			data := randomBytes(2, 300<<10)

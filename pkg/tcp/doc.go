@@ -16,7 +16,11 @@
 // SYN queue is full), the send buffer that is also the
 // retransmission queue, the receive buffer that holds out-of-order data at
 // its offset (holes tracked by pkg/tcp/ranges, SACK blocks reported from
-// it), window scaling and timestamps (RFC 7323), SACK-permitted
+// it), both sized by auto-tuning unless SO_SNDBUF or SO_RCVBUF is set
+// (twice the congestion window, Linux tcp_sndbuf_expand; twice what the
+// application reads per round trip, tcp_rcv_space_adjust) and holding
+// their memory while the connection is busy, giving it back after a
+// second idle, window scaling and timestamps (RFC 7323), SACK-permitted
 // negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
 // ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675

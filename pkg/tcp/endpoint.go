@@ -446,7 +446,7 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	e.iss = e.p.isn(e.local, e.remote, now)
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
 	e.tsOffset = e.p.tsOffset(e.local, e.remote, now)
-	e.rcvShift = rcvShiftFor(e.opts.RcvBuf)
+	e.rcvShift = rcvShiftFor(e.rcvBufLimit())
 	if e.p.DisableWindowScaling {
 		e.rcvShift = 0
 	}
@@ -566,7 +566,7 @@ func (e *endpoint) Listen(backlog int) error {
 	e.listenAddr = e.local.Addr()
 	e.listenV6Only = e.v6() && e.opts.V6Only
 	e.backlog = backlog
-	e.rcvShift = rcvShiftFor(e.opts.RcvBuf)
+	e.rcvShift = rcvShiftFor(e.rcvBufLimit())
 	e.setState(StateListen)
 	e.p.listeners[e.local.Port()] = append(e.p.listeners[e.local.Port()], e)
 	return nil
@@ -669,9 +669,11 @@ func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadRe
 		return res, nil
 	}
 	e.rcv.consume(n)
+	now := time.Now()
 	if e.rcv.n == 0 {
-		e.ringsEmptiedLocked(time.Now())
+		e.ringsEmptiedLocked(now)
 	}
+	e.rcvSpaceAdjustLocked(now)
 	e.maybeWindowUpdateLocked()
 	return res, nil
 }

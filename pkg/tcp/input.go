@@ -562,6 +562,7 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	} else {
 		e.dupAcks = 0
 		e.ccAck(dataAcked, seg.now)
+		e.sndBufExpandLocked()
 	}
 	if e.sndUna == e.sndMax {
 		e.rtoT.stop()
@@ -632,6 +633,7 @@ func (e *endpoint) dataInput(seg *segment) {
 			data, fin = data[:room], false
 		}
 		end := seq.Add(seqnum.Size(len(data)))
+		e.rcvRTTSampleLocked(seg)
 		e.rcv.ensure(off + len(data))
 		if seq == e.rcvNxt {
 			e.rcv.put(off, data)

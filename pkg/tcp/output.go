@@ -488,3 +488,86 @@ func (e *endpoint) emitRangeLocked(start seqnum.Value, length int) {
 	}
 	e.emitLocked(start, flags, off, n)
 }
+
+// rcvBufLimit is how large the receive buffer may become: the window
+// scale chosen at the handshake must cover it (Linux
+// tcp_select_initial_window takes the shift from tcp_rmem[2] unless
+// SO_RCVBUF was set).
+func (e *endpoint) rcvBufLimit() int {
+	if e.opts.RcvBufLock {
+		return e.opts.RcvBuf
+	}
+	return max(e.opts.RcvBuf, autoRcvBufMax)
+}
+
+// rcvRTTSampleLocked measures the round trip as a receiver from the
+// timestamp a data segment echoes (Linux tcp_rcv_rtt_measure_ts): an
+// average with gain 1/8, a millisecond at least (our TSval clock's tick).
+func (e *endpoint) rcvRTTSampleLocked(seg *segment) {
+	if !e.tsOK || !seg.opts.HasTimestamps || seg.opts.TSEcr == 0 || len(seg.payload) < e.rcvMSS {
+		return
+	}
+	m := max(e.tsRTT(seg.opts.TSEcr, seg.now), time.Millisecond)
+	w := e.warmLocked()
+	if w.rcvRTT == 0 {
+		w.rcvRTT = m
+	} else {
+		w.rcvRTT += (m - w.rcvRTT) / 8
+	}
+}
+
+// rcvSpaceAdjustLocked is receive buffer auto-tuning (dynamic right
+// sizing; Linux tcp_rcv_space_adjust), run as the application reads:
+// once per receiver round trip, if the application read more than in the
+// last one, the buffer (and so the window) grows to twice that plus
+// sixteen segments, more if the rate is still rising, so the sender is
+// never held back by our window while the application keeps up. Not if
+// SO_RCVBUF was set.
+func (e *endpoint) rcvSpaceAdjustLocked(now time.Time) {
+	if e.opts.RcvBufLock || !e.state.synchronized() {
+		return
+	}
+	w := e.warmLocked()
+	read := e.rcvNxt.Add(-seqnum.Size(e.rcv.n))
+	mss := max(e.rcvMSS, e.mss, 536)
+	if w.rcvSpaceAt.IsZero() {
+		// Linux tcp_init_buffer_space: the initial window's worth.
+		w.rcvSpace, w.rcvSpaceSeq, w.rcvSpaceAt = 10*mss, read, now
+		return
+	}
+	rtt := w.rcvRTT
+	if rtt == 0 {
+		rtt = e.rtt.SRTT()
+	}
+	if rtt == 0 || now.Sub(w.rcvSpaceAt) < rtt {
+		return
+	}
+	copied := int(w.rcvSpaceSeq.Size(read))
+	if copied > w.rcvSpace {
+		win := 2*copied + 16*mss
+		win += 2 * (win * (copied - w.rcvSpace) / w.rcvSpace)
+		limit := min(autoRcvBufMax, 65535<<e.rcvShift)
+		if win = min(win, limit); win > e.opts.RcvBuf {
+			e.opts.RcvBuf = win
+		}
+		w.rcvSpace = copied
+	}
+	w.rcvSpaceSeq, w.rcvSpaceAt = read, now
+}
+
+// sndBufExpandLocked grows the send buffer to twice the congestion
+// window when the window is not the limit, so the application can keep
+// the pipe full (Linux tcp_should_expand_sndbuf, tcp_sndbuf_expand). Not
+// if SO_SNDBUF was set.
+func (e *endpoint) sndBufExpandLocked() {
+	if e.opts.SndBufLock || e.cc == nil {
+		return
+	}
+	cwnd := e.cc.Cwnd()
+	if e.inflight() >= cwnd {
+		return
+	}
+	if want := min(2*cwnd, autoSndBufMax); want > e.opts.SndBuf {
+		e.opts.SndBuf = want
+	}
+}

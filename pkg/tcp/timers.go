@@ -175,10 +175,7 @@ func (e *endpoint) ringsEmptiedLocked(now time.Time) {
 	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
 		return
 	}
-	if e.warm == nil {
-		e.warm = new(warmState)
-	}
-	e.warm.idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
+	e.warmLocked().idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
 }
 
 // warmState is the part of an endpoint that only a connection moving
@@ -186,6 +183,19 @@ func (e *endpoint) ringsEmptiedLocked(now time.Time) {
 type warmState struct {
 	idleT    timer    // gives the rings' memory back (ringIdle)
 	outSpare []outPkt // the other of the two outq slices (endpoint.unlock)
+
+	// Receive buffer auto-tuning (Linux tcp_rcvq_space, tcp_rcv_rtt_est).
+	rcvSpace    int          // bytes read in the last measured round trip
+	rcvSpaceSeq seqnum.Value // the read point when the measurement began
+	rcvSpaceAt  time.Time    // when it began
+	rcvRTT      time.Duration
+}
+
+func (e *endpoint) warmLocked() *warmState {
+	if e.warm == nil {
+		e.warm = new(warmState)
+	}
+	return e.warm
 }
 
 // onRingIdle frees the rings that are empty. One still in use is kept;

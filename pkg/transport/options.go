@@ -46,11 +46,15 @@ type Options struct {
 	ReusePort bool // SO_REUSEPORT
 	KeepAlive bool // SO_KEEPALIVE
 	Broadcast bool // SO_BROADCAST: may send to broadcast addresses
-	Linger    syscall.Linger
-	RcvBuf    int // bytes, already doubled
-	SndBuf    int
-	RcvTimeo  time.Duration // 0: block forever
-	SndTimeo  time.Duration
+	// RcvBufLock and SndBufLock say SO_RCVBUF or SO_SNDBUF was set: a
+	// protocol that sizes its buffers itself (TCP's auto-tuning) leaves
+	// them alone (Linux SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK).
+	RcvBufLock, SndBufLock bool
+	Linger                 syscall.Linger
+	RcvBuf                 int // bytes, already doubled
+	SndBuf                 int
+	RcvTimeo               time.Duration // 0: block forever
+	SndTimeo               time.Duration
 	// BoundDevice is SO_BINDTODEVICE's interface index (0: none).
 	BoundDevice int
 
@@ -158,11 +162,13 @@ func (o *Options) setSocket(name int, v any) error {
 	}
 	switch name {
 	case syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE:
+		o.RcvBufLock = true
 		o.RcvBuf = max(min(n, MaxRcvBuf)*2, MinRcvBuf)
 		if name == syscall.SO_RCVBUFFORCE {
 			o.RcvBuf = max(n*2, MinRcvBuf)
 		}
 	case syscall.SO_SNDBUF, syscall.SO_SNDBUFFORCE:
+		o.SndBufLock = true
 		o.SndBuf = max(min(n, MaxSndBuf)*2, MinSndBuf)
 		if name == syscall.SO_SNDBUFFORCE {
 			o.SndBuf = max(n*2, MinSndBuf)
