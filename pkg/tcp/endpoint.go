@@ -167,7 +167,6 @@ type endpoint struct {
 	irs, rcvNxt, rcvAdv seqnum.Value
 	rcv                 ring
 	ooo                 ranges.Set
-	sackRep             ranges.Reporter
 	finRcvd             bool // the peer's FIN is consumed: reads end at EOF
 	oooFin              bool // a FIN arrived beyond a hole
 	oooFinSeq           seqnum.Value

@@ -203,7 +203,9 @@ func (e *endpoint) acceptSynLocked(seg *segment) {
 	e.rcvNxt = seg.seq + 1
 	e.rcvAdv = e.rcvNxt
 	e.ooo.Init(e.rcvNxt, 0)
-	e.sackRep.Reset()
+	if e.warm != nil {
+		e.warm.sackRep.Reset()
+	}
 	o := &seg.opts
 	e.peerMSS = defaultMSS(e.remote.Addr())
 	if o.HasMSS && o.MSS > 0 {
@@ -350,7 +352,7 @@ func (e *endpoint) connInput(seg *segment) {
 		if !seg.has(wire.TCPFlagRST) {
 			if len(seg.payload) > 0 && seg.seq.LessThan(e.rcvNxt) {
 				end := seg.seq.Add(seqnum.Size(len(seg.payload)))
-				e.sackRep.Duplicate(seg.seq, end) // RFC 2883 D-SACK
+				e.warmLocked(seg.now).sackRep.Duplicate(seg.seq, end) // RFC 2883 D-SACK
 			}
 			e.sendOOWAckLocked(seg)
 		}
@@ -659,13 +661,13 @@ func (e *endpoint) dataInput(seg *segment) {
 			// Out of order: keep it at its offset, ACK at once (RFC 5681
 			// §4.2) with SACK blocks (RFC 2018 §4).
 			if d, ok := e.ooo.FirstDuplicate(seq, end); ok {
-				e.sackRep.Duplicate(d.Start, d.End)
+				e.warmLocked(seg.now).sackRep.Duplicate(d.Start, d.End)
 			}
 			added, ev, evicted := e.ooo.AddEvict(seq, end)
 			if added > 0 && !(evicted && ev.Start == seq) {
 				e.rcv.put(off, data)
 			}
-			e.sackRep.Received(seq, end, &e.ooo)
+			e.warmLocked(seg.now).sackRep.Received(seq, end, &e.ooo)
 			if fin {
 				e.oooFin, e.oooFinSeq = true, end
 				fin = false
@@ -673,7 +675,7 @@ func (e *endpoint) dataInput(seg *segment) {
 			e.ackNowLocked()
 		}
 	} else if len(seg.payload) > 0 {
-		e.sackRep.Duplicate(seg.seq, seg.seq.Add(seqnum.Size(len(seg.payload))))
+		e.warmLocked(seg.now).sackRep.Duplicate(seg.seq, seg.seq.Add(seqnum.Size(len(seg.payload))))
 		e.ackNowLocked()
 	}
 	if fin && seq.Add(seqnum.Size(len(data))) == e.rcvNxt {

@@ -248,7 +248,12 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 			maxBlocks = 3
 		}
 		var buf [wire.TCPMaxSACKBlocks]ranges.Range
-		blocks := e.sackRep.AppendBlocks(buf[:0], e.rcvNxt, maxBlocks, &e.ooo)
+		var fresh ranges.Reporter // nothing received out of order or twice lately
+		rep := &fresh
+		if e.warm != nil {
+			rep = &e.warm.sackRep
+		}
+		blocks := rep.AppendBlocks(buf[:0], e.rcvNxt, maxBlocks, &e.ooo)
 		ranges.PutOptions(&f.Options, blocks)
 		// The blocks share the segment with the data: keep the packet
 		// within the path MTU by sending fewer (RFC 2018 §3 lets the
@@ -508,7 +513,7 @@ func (e *endpoint) rcvRTTSampleLocked(seg *segment) {
 		return
 	}
 	m := max(e.tsRTT(seg.opts.TSEcr, seg.now), time.Millisecond)
-	w := e.warmLocked()
+	w := e.warmLocked(seg.now)
 	if w.rcvRTT == 0 {
 		w.rcvRTT = m
 	} else {
@@ -527,7 +532,7 @@ func (e *endpoint) rcvSpaceAdjustLocked(now time.Time) {
 	if e.opts.RcvBufLock || !e.state.synchronized() {
 		return
 	}
-	w := e.warmLocked()
+	w := e.warmLocked(now)
 	read := e.rcvNxt.Add(-seqnum.Size(e.rcv.n))
 	mss := max(e.rcvMSS, e.mss, 536)
 	if w.rcvSpaceAt.IsZero() {

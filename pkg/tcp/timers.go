@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
@@ -175,7 +176,7 @@ func (e *endpoint) ringsEmptiedLocked(now time.Time) {
 	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
 		return
 	}
-	e.warmLocked().idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
+	e.warmLocked(now).idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
 }
 
 // warmState is the part of an endpoint that only a connection moving
@@ -189,11 +190,18 @@ type warmState struct {
 	rcvSpaceSeq seqnum.Value // the read point when the measurement began
 	rcvSpaceAt  time.Time    // when it began
 	rcvRTT      time.Duration
+
+	// The SACK blocks to report (RFC 2018 §4, RFC 2883): state only
+	// while data arrives out of order or twice.
+	sackRep ranges.Reporter
 }
 
-func (e *endpoint) warmLocked() *warmState {
+// warmLocked returns the warm state, made if need be with the idle
+// timer armed, so that it goes again once the rings are idle.
+func (e *endpoint) warmLocked(now time.Time) *warmState {
 	if e.warm == nil {
 		e.warm = new(warmState)
+		e.warm.idleT.arm(now, ringIdle, e, (*endpoint).onRingIdle)
 	}
 	return e.warm
 }
