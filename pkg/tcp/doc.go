@@ -25,9 +25,12 @@
 // ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
 // through pkg/tcp/sack's scoreboard) and NewReno otherwise (RFC 5681,
-// RFC 6582), both paced by PRR (RFC 6937) under pkg/tcp/cc's congestion
-// control (Protocol.Congestion, CUBIC by default, or TCP_CONGESTION's
-// choice), zero-window probes, keep-alive, the
+// RFC 6582), both paced by PRR (RFC 6937); after a retransmission
+// timeout a SACK connection keeps its scoreboard and resends only the
+// unSACKed data, from the loss window in slow start (RFC 6675 §5.1, as
+// Linux tcp_enter_loss), one without SACK goes back to SND.UNA; all
+// under pkg/tcp/cc's congestion control (Protocol.Congestion, CUBIC by
+// default, or TCP_CONGESTION's choice), zero-window probes, keep-alive, the
 // user timeout (RFC 5482 TCP_USER_TIMEOUT), and the
 // Linux "Tcp:" counters of /proc/net/snmp.
 //

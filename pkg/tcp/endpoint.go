@@ -140,6 +140,7 @@ type endpoint struct {
 	totalRetrans                int
 	dupAcks                     int
 	inRecovery                  bool
+	inLoss                      bool // SACK loss recovery after an RTO, until SND.UNA reaches recover
 	recover                     seqnum.Value
 	cc                          cc.Algorithm
 	prr                         cc.PRR

@@ -546,6 +546,9 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	}
 	e.retries = 0
 	e.rtt.ResetBackoff()
+	if e.inLoss && !ack.LessThan(e.recover) {
+		e.inLoss = false // all that was outstanding at the timeout is acknowledged
+	}
 	if e.inRecovery {
 		if e.recover.LessThan(ack) || e.recover == ack {
 			// Full acknowledgment (RFC 6582 §3.2 step 3).
@@ -788,6 +791,13 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 	newly, _ := e.sb.Update(e.sndUna, e.sndMax, blocks)
 	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
 		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
+	}
+	if e.inLoss {
+		// After a timeout (RFC 6675 §5.1) newly SACKed data grows cwnd
+		// in slow start as acknowledged data does (Linux counts both as
+		// delivered); outputAtLocked resends via lossRecoverLocked.
+		e.ccAck(int(newly), seg.now)
+		return
 	}
 	if e.inRecovery {
 		if advanced && !ack.LessThan(e.recover) {

@@ -350,6 +350,10 @@ func (e *endpoint) outputAtLocked(now time.Time, more bool) {
 		e.sackRecoverLocked()
 		return
 	}
+	if e.inLoss {
+		e.lossRecoverLocked(now)
+		return
+	}
 	for {
 		sent := e.inflight()
 		if sent > e.snd.n {
@@ -475,6 +479,47 @@ func (e *endpoint) sackRecoverLocked() {
 		e.lastSend = time.Now()
 		if !e.rtoT.armed() {
 			e.armRTOLocked()
+		}
+	}
+}
+
+// lossRecoverLocked sends during the loss recovery that follows a
+// retransmission timeout on a SACK connection (RFC 6675 §5.1): while
+// cwnd − pipe (SetPipe, with every unSACKed octet below the timeout's
+// SND.NXT lost) leaves room, the segment NextSeg picks — the unSACKed
+// holes first, then new data. cwnd starts at the loss window and grows
+// in slow start with what is acknowledged or SACKed. It reports whether
+// it sent anything.
+func (e *endpoint) lossRecoverLocked(now time.Time) (sent bool) {
+	for {
+		room := e.cwndLocked() - e.sb.Pipe(e.sndUna, e.sndMax, e.highRxt, e.mss)
+		if room <= 0 {
+			return sent
+		}
+		off := int(e.sndUna.Size(e.sndMax))
+		newData := 0
+		if off <= e.snd.n {
+			newData = min(e.snd.n-off, max(e.sndWnd-off, 0))
+			if newData == 0 && e.finQueued && off == e.snd.n {
+				newData = 1 // the FIN
+			}
+		}
+		start, length, ok := e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		if !ok || length > room {
+			return sent
+		}
+		e.emitRangeLocked(start, length)
+		if start == e.sndMax {
+			e.sndMax = e.sndMax.Add(seqnum.Size(length))
+			e.sndNxt = e.sndMax
+		} else {
+			e.highRxt = seqnum.Max(e.highRxt, start.Add(seqnum.Size(length)))
+			e.rttTiming = false // Karn's rule
+		}
+		sent = true
+		e.lastSend = now
+		if !e.rtoT.armed() {
+			e.rtoT.arm(now, e.rtt.RTO(), e, (*endpoint).onRTO)
 		}
 	}
 }

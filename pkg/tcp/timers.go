@@ -74,16 +74,35 @@ func (e *endpoint) onRTO() {
 	}
 	e.inRecovery, e.dupAcks = false, 0
 	e.recover = e.sndMax // RFC 6582 §3.2 step 4 after a timeout
-	// RFC 2018 §8: after a timeout the SACK information is not trusted
-	// for what to retransmit; everything from SND.UNA goes again.
-	e.sb.Reset()
-	// Go back to SND.UNA: the send buffer is the retransmission queue.
-	e.sndNxt = e.sndUna
-	e.outputLocked(false)
-	if e.sndNxt == e.sndUna {
-		// Nothing fit (a zero window): retransmit the first segment anyway.
-		e.retransmitFirstLocked()
-		e.sndNxt = e.sndUna.Add(seqnum.Size(min(e.snd.n, e.mss)))
+	if e.sackOK {
+		// RFC 6675 §5.1, as Linux tcp_enter_loss: the SACK information
+		// is kept and every unSACKed octet sent is lost; only those are
+		// resent, chosen by NextSeg, from cwnd = the loss window in slow
+		// start (lossRecoverLocked). A SACKed SND.UNA means the receiver
+		// reneged (RFC 2018 §8; Linux tcp_timeout_mark_lost): then the
+		// blocks are forgotten and everything goes again.
+		if e.sb.Reneged(e.sndUna) {
+			e.sb.Reset()
+		}
+		e.sb.MarkLost(e.sndMax)
+		e.inLoss = true
+		e.highRxt = e.sndUna
+		e.sndNxt = e.sndMax
+		sent := e.lossRecoverLocked(time.Now())
+		if !sent {
+			// Nothing fit: retransmit the first segment anyway.
+			e.retransmitFirstLocked()
+			e.highRxt = e.sndUna.Add(seqnum.Size(min(e.snd.n, e.mss)))
+		}
+	} else {
+		// Go back to SND.UNA: the send buffer is the retransmission queue.
+		e.sndNxt = e.sndUna
+		e.outputLocked(false)
+		if e.sndNxt == e.sndUna {
+			// Nothing fit (a zero window): retransmit the first segment anyway.
+			e.retransmitFirstLocked()
+			e.sndNxt = e.sndUna.Add(seqnum.Size(min(e.snd.n, e.mss)))
+		}
 	}
 	e.armRTOLocked()
 	e.clampRTOLocked(e.stuckSince)
