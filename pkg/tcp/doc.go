@@ -24,7 +24,9 @@
 // negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
 // ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
-// through pkg/tcp/sack's scoreboard) and NewReno otherwise (RFC 5681,
+// through pkg/tcp/sack's scoreboard, losses found by RACK's transmit
+// times, RFC 8985 §6, in place of the DupThresh rule, with the Tail Loss
+// Probe of §7 at the tail; rack.go) and NewReno otherwise (RFC 5681,
 // RFC 6582), both paced by PRR (RFC 6937); after a retransmission
 // timeout a SACK connection keeps its scoreboard and resends only the
 // unSACKed data, from the loss window in slow start (RFC 6675 §5.1, as

@@ -140,7 +140,8 @@ type endpoint struct {
 	totalRetrans                int
 	dupAcks                     int
 	inRecovery                  bool
-	inLoss                      bool // SACK loss recovery after an RTO, until SND.UNA reaches recover
+	inLoss                      bool  // SACK loss recovery after an RTO, until SND.UNA reaches recover
+	rtoKind                     uint8 // what rtoT is: kindRTO, kindPTO or kindReo (RACK-TLP)
 	recover                     seqnum.Value
 	cc                          cc.Algorithm
 	prr                         cc.PRR

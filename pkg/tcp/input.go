@@ -572,7 +572,7 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	if e.sndUna == e.sndMax {
 		e.rtoT.stop()
 	} else {
-		e.rtoT.arm(seg.now, e.rtt.RTO(), e, (*endpoint).onRTO) // RFC 6298 §5.3
+		e.armRTOAtLocked(seg.now) // RFC 6298 §5.3
 	}
 	e.pending |= waiter.EventOut | waiter.EventWrNorm
 }
@@ -788,7 +788,9 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 		acked = min(int(e.sndUna.Size(ack)), e.snd.n)
 		e.newAckLocked(seg, ack)
 	}
-	newly, _ := e.sb.Update(e.sndUna, e.sndMax, blocks)
+	newly, dsack := e.sb.Update(e.sndUna, e.sndMax, blocks)
+	e.tlpAckLocked(seg.now, ack, blocks)
+	rackLost := e.rackAckLocked(seg.now, dsack) // RFC 8985 §6.2
 	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
 		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
 	}
@@ -807,19 +809,27 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 		e.sackRecoverLocked()
 		return
 	}
-	if e.sndUna == e.sndMax || (e.dupAcks < 3 && !e.sb.IsLost(e.sndUna, e.mss)) {
+	// RACK's time-based detection (RFC 8985 §6) decides loss in place
+	// of RFC 6675's DupThresh rule.
+	if e.sndUna == e.sndMax || !rackLost {
 		return
 	}
-	// RFC 6675 §5 step 4, RFC 6582's guard against a second reduction for
-	// one window.
+	e.enterSACKRecoveryLocked(acked + int(newly))
+}
+
+// enterSACKRecoveryLocked starts SACK recovery (RFC 6675 §5 step 4) for a
+// loss RACK detected, delivered being what the ACK delivered.
+func (e *endpoint) enterSACKRecoveryLocked(delivered int) {
+	// RFC 6582's guard against a second reduction for one window.
 	if e.recover != 0 && e.sndUna.LessThan(e.recover) {
 		return
 	}
 	e.inRecovery = true
 	e.recover = e.sndMax
 	e.highRxt = e.sndUna
+	e.tlpResetLocked() // RFC 8985 §7.1
 	e.ccCongestion()
-	e.prrBudget = e.prr.OnAck(acked+int(newly), e.sb.Pipe(e.sndUna, e.sndMax, e.highRxt, e.mss), e.mss)
+	e.prrBudget = e.prr.OnAck(delivered, e.sb.Pipe(e.sndUna, e.sndMax, e.highRxt, e.mss), e.mss)
 	if e.prrBudget < e.mss {
 		e.prrBudget = e.mss // the fast retransmit itself goes at once (RFC 6675 §5 step 4.3)
 	}

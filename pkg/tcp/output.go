@@ -280,6 +280,16 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 		e.delackSegs = 0
 		e.delackT.stop()
 	}
+	if e.sackOK && !syn && (n > 0 || flags&wire.TCPFlagFIN != 0) && flags&wire.TCPFlagRST == 0 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		end := seq.Add(seqnum.Size(n))
+		if flags&wire.TCPFlagFIN != 0 {
+			end++
+		}
+		e.rackSentLocked(now, seq, end, seq.LessThan(e.sndMax))
+	}
 	if (n > 0 || flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) != 0) && seq.LessThan(e.sndMax) {
 		e.p.stats.RetransSegs.Add(1)
 		e.totalRetrans++
@@ -334,8 +344,15 @@ func (e *endpoint) outputLocked(more bool) {
 	e.outputAtLocked(time.Now(), more)
 }
 
-// outputAtLocked is outputLocked at time now (the caller's clock read).
+// outputAtLocked is outputLocked at time now (the caller's clock read),
+// then the probe timeout when it applies (RFC 8985 §7.2).
 func (e *endpoint) outputAtLocked(now time.Time, more bool) {
+	high := e.sndMax
+	e.transmitLocked(now, more)
+	e.schedulePTOLocked(now, high != e.sndMax)
+}
+
+func (e *endpoint) transmitLocked(now time.Time, more bool) {
 	switch e.state {
 	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
 	default:
@@ -442,7 +459,15 @@ func (e *endpoint) retransmitFirstLocked() {
 	e.armRTOLocked()
 }
 
-func (e *endpoint) armRTOLocked() { e.rtoT.arm(time.Now(), e.rtt.RTO(), e, (*endpoint).onRTO) }
+func (e *endpoint) armRTOLocked() { e.armRTOAtLocked(time.Now()) }
+
+func (e *endpoint) armRTOAtLocked(now time.Time) {
+	if e.rtoKind != kindRTO {
+		e.rtoT.stop() // a PTO or reordering timer is earlier: the RTO restarts
+		e.rtoKind = kindRTO
+	}
+	e.rtoT.arm(now, e.rtt.RTO(), e, (*endpoint).onRTO)
+}
 
 // sackRecoverLocked sends during SACK-based recovery what PRR allows,
 // segment by segment as RFC 6675 §4 NextSeg picks them: lost holes

@@ -51,14 +51,27 @@ func (e *endpoint) onRTO() {
 	default:
 		return
 	}
+	kind := e.rtoKind
+	e.rtoKind = kindRTO
 	if e.sndUna == e.sndMax {
 		e.persistLocked()
+		return
+	}
+	switch kind {
+	case kindPTO:
+		e.onPTOLocked()
+		return
+	case kindReo:
+		e.onReoTimerLocked()
 		return
 	}
 	if e.retries == 0 {
 		// The oldest unacknowledged byte has waited one (unbacked-off)
 		// RTO since it was sent or since the last ACK (Linux retrans_stamp).
 		e.stuckSince = time.Now().Add(-e.rtt.RTO())
+		if r := e.warm; r != nil && r.rack != nil && r.rack.tlp.InFlight() && r.rack.probeFrom.Before(e.stuckSince) {
+			e.stuckSince = r.rack.probeFrom // a loss probe went first (RFC 8985 §7.3)
+		}
 	}
 	// TCP_USER_TIMEOUT, when set, replaces tcp_retries2 (Linux
 	// retransmits_timed_out).
@@ -74,6 +87,7 @@ func (e *endpoint) onRTO() {
 	}
 	e.inRecovery, e.dupAcks = false, 0
 	e.recover = e.sndMax // RFC 6582 §3.2 step 4 after a timeout
+	e.tlpResetLocked()   // RFC 8985 §7.1
 	if e.sackOK {
 		// RFC 6675 §5.1, as Linux tcp_enter_loss: the SACK information
 		// is kept and every unSACKed octet sent is lost; only those are
@@ -213,6 +227,8 @@ type warmState struct {
 	// The SACK blocks to report (RFC 2018 §4, RFC 2883): state only
 	// while data arrives out of order or twice.
 	sackRep ranges.Reporter
+
+	rack *rackState // RACK-TLP (RFC 8985), on a SACK connection
 }
 
 // warmLocked returns the warm state, made if need be with the idle

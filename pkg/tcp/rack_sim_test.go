@@ -1,0 +1,110 @@
+package tcp
+
+import (
+	"bytes"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/wire"
+)
+
+// TestTailLossProbe: the last two segments of a request are lost. The
+// Tail Loss Probe (RFC 8985 §7) resends the last one after 2·SRTT, its
+// SACK lets RACK find the other lost (§6.2), and the request is whole in
+// a few round trips, before the retransmission timeout (at least 200 ms
+// after the last ACK) would have fired.
+func TestTailLossProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 7)
+		cfg := emu.PortConfig{Out: emu.Impairments{Delay: 20 * time.Millisecond}}
+		a, rec := newRecHost(t, nw, cfg, "10.0.0.1/24", "2001:db8::1/64")
+		b := newHost(t, nw, cfg, "10.0.0.2/24", "2001:db8::2/64")
+		c, s := connPair(t, a, b, false)
+		mss := int(tcpInfoOf(t, c).SndMSS)
+		c.mu.Lock()
+		iss := uint32(c.iss)
+		c.mu.Unlock()
+		const segs = 10
+		sends := map[uint32]int{}
+		rec.setDrop(func(r segRecord) bool {
+			if r.n == 0 {
+				return false
+			}
+			off := r.seq - iss - 1
+			sends[off]++
+			return int(off) >= (segs-2)*mss && sends[off] == 1
+		})
+		data := randomBytes(9, segs*mss)
+		retrans := a.tcp.Stats().RetransSegs.Load()
+		start := time.Now()
+		if err := writeAll(c, data, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readN(s, len(data), 10*time.Second)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes, %v\n%s", len(got), err, dump(c))
+		}
+		took := time.Since(start)
+		n := a.tcp.Stats().RetransSegs.Load() - retrans
+		t.Logf("tail loss of 2 segments repaired in %v (RTT 40 ms), %d retransmissions", took, n)
+		// The last ACK before the loss comes at one RTT; a timeout
+		// (200 ms at least) would fire at 240 ms and repair by 260 ms.
+		if took >= 240*time.Millisecond {
+			t.Errorf("repaired in %v, want under 240 ms (no RTO)", took)
+		}
+		if n != 2 {
+			t.Errorf("%d retransmissions, want 2 (the probe and the other lost segment)", n)
+		}
+		probed := false
+		for _, r := range rec.sent() {
+			off := int(r.seq - iss - 1)
+			if r.n > 0 && sends[uint32(off)] > 1 && !probed {
+				// The first retransmission is the probe: the last segment,
+				// 2·SRTT after the last ACK.
+				probed = true
+				t.Logf("probe of offset %d at %v", off, r.at.Sub(start))
+				if off != (segs-1)*mss || r.at.Sub(start) >= 200*time.Millisecond {
+					t.Errorf("first retransmission: offset %d at %v, want the last segment's probe before 200 ms", off, r.at.Sub(start))
+				}
+			}
+			if r.n > 0 && r.flags&wire.TCPFlagSYN == 0 && int(r.seq-iss-1) < (segs-2)*mss && sends[r.seq-iss-1] > 1 {
+				t.Errorf("segment at %d resent", r.seq-iss-1)
+			}
+		}
+	})
+}
+
+// TestRACKReordering: a path that reorders by jitter of ±3 ms on a 40 ms
+// round trip, within RACK's reordering window (min RTT/4), and loses
+// nothing. RACK (RFC 8985 §6.2) waits the window before calling a segment
+// lost, so at most the first reorderings, before one is seen, may cause
+// spurious retransmissions; RFC 6675's DupThresh alone resends whenever
+// three later segments overtake one (31-34 times here).
+func TestRACKReordering(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := pairWith(t, 5, emu.Impairments{Delay: 20 * time.Millisecond, Jitter: 3 * time.Millisecond})
+		c, s := connPair(t, a, b, false)
+		data := randomBytes(4, 2<<20)
+		errc := make(chan error, 1)
+		go func() {
+			err := writeAll(c, data, time.Minute)
+			c.Shutdown(syscall.SHUT_WR)
+			errc <- err
+		}()
+		got, err := readAll(s, time.Minute)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes, %v", len(got), err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		n := a.tcp.Stats().RetransSegs.Load()
+		t.Logf("2 MiB with ±3 ms jitter: %d retransmissions (none needed)", n)
+		if n > 5 { // DupThresh alone: 31-34
+			t.Errorf("%d spurious retransmissions", n)
+		}
+	})
+}
