@@ -784,13 +784,15 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 	blocks := ranges.AppendBlocks(buf[:0], seg.opts.SACK())
 	advanced := e.sndUna.LessThan(ack)
 	acked := 0
+	recovering := e.inRecovery || e.inLoss
 	if advanced {
 		acked = min(int(e.sndUna.Size(ack)), e.snd.n)
 		e.newAckLocked(seg, ack)
 	}
 	newly, dsack := e.sb.Update(e.sndUna, e.sndMax, blocks)
 	e.tlpAckLocked(seg.now, ack, blocks)
-	rackLost := e.rackAckLocked(seg.now, dsack) // RFC 8985 §6.2
+	exiting := recovering && !e.inRecovery && !e.inLoss
+	rackLost := e.rackAckLocked(seg.now, dsack, exiting) // RFC 8985 §6.2
 	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
 		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
 	}

@@ -83,13 +83,19 @@ func (e *endpoint) rackSentLocked(now time.Time, seq, end seqnum.Value, rexmit b
 		}
 		start = s.end
 	}
+	if len(r.segs) > 0 && start.LessThan(end) {
+		// A resend in larger segments (after an MSS change) that runs
+		// past SND.MAX: the rest is new.
+		r.segs = append(r.segs, rackSeg{end: end, xmit: now})
+	}
 }
 
 // rackAckLocked is RFC 8985 §6.2 for an ACK: the newly delivered
 // segments go to RACK, acknowledged ones are dropped, and DetectLoss
-// marks the lost ones in the scoreboard. It reports whether any segment
-// is now lost.
-func (e *endpoint) rackAckLocked(now time.Time, dsack bool) bool {
+// marks the lost ones in the scoreboard. exitingRecovery is whether the
+// ACK ended fast or RTO recovery (for the reordering window's decay). It
+// reports whether any segment is now lost.
+func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) bool {
 	if e.warm == nil || e.warm.rack == nil {
 		return false
 	}
@@ -131,7 +137,7 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack bool) bool {
 	if r.lostSet && r.lostEnd.LessThanEq(e.sndUna) {
 		r.lostSet = false
 	}
-	r.rack.UpdateReoWnd(e.sndUna, e.sndMax, dsack, false) // step 4
+	r.rack.UpdateReoWnd(e.sndUna, e.sndMax, dsack, exitingRecovery) // step 4
 	return e.rackDetectLocked(now, sackedSegs)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
 
@@ -107,4 +108,37 @@ func TestRACKReordering(t *testing.T) {
 			t.Errorf("%d spurious retransmissions", n)
 		}
 	})
+}
+
+// TestRACKRecordsCoverFlight: the per-segment transmit records stay
+// contiguous and cover [SND.UNA, SND.MAX) when a resend in smaller
+// segments (after the MSS fell) runs past SND.MAX and new data follows.
+func TestRACKRecordsCoverFlight(t *testing.T) {
+	e := &endpoint{sackOK: true, warm: &warmState{}}
+	t0 := time.Unix(1000, 0)
+	send := func(at time.Time, seq, end seqnum.Value) {
+		e.rackSentLocked(at, seq, end, seq.LessThan(e.sndMax))
+		if e.sndMax.LessThan(end) {
+			e.sndMax = end
+		}
+	}
+	e.sndUna, e.sndMax = 1000, 1000
+	send(t0, 1000, 2448)
+	send(t0, 2448, 3896)
+	t1 := t0.Add(time.Millisecond)
+	for seq := seqnum.Value(1000); seq.LessThan(4792); seq += 948 {
+		send(t1, seq, seq+948) // the last one runs past SND.MAX (3896)
+	}
+	send(t1, 4792, 5740)
+	r := e.warm.rack
+	at := r.rackStart
+	for _, s := range r.segs {
+		if !at.LessThan(s.end) {
+			t.Fatalf("records out of order: %+v", r.segs)
+		}
+		at = s.end
+	}
+	if r.rackStart != e.sndUna || at != e.sndMax {
+		t.Fatalf("records cover [%d, %d), flight [%d, %d): %+v", r.rackStart, at, e.sndUna, e.sndMax, r.segs)
+	}
 }
