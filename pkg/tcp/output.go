@@ -462,10 +462,7 @@ func (e *endpoint) retransmitFirstLocked() {
 func (e *endpoint) armRTOLocked() { e.armRTOAtLocked(time.Now()) }
 
 func (e *endpoint) armRTOAtLocked(now time.Time) {
-	if e.rtoKind != kindRTO {
-		e.rtoT.stop() // a PTO or reordering timer is earlier: the RTO restarts
-		e.rtoKind = kindRTO
-	}
+	e.rtoKind = kindRTO // from a PTO or reordering timer: the RTO restarts
 	e.rtoT.arm(now, e.rtt.RTO(), e, (*endpoint).onRTO)
 }
 

@@ -35,7 +35,9 @@ type rackSeg struct {
 type rackState struct {
 	rack      sack.RACK
 	tlp       sack.TLP
-	segs      []rackSeg
+	segs      []rackSeg // the live records; base is their array
+	base      []rackSeg
+	nRexmit   int          // records in segs that were retransmitted
 	rackStart seqnum.Value // where segs[0] starts
 	lostEnd   seqnum.Value // the end of the highest segment RACK marked lost
 	lostSet   bool
@@ -43,6 +45,9 @@ type rackState struct {
 	// when a probe's data has waited (for TCP_USER_TIMEOUT, stuckSince).
 	ptoFrom, probeFrom time.Time
 }
+
+// ptoMin is added to every PTO (Linux TCP_TIMEOUT_MIN).
+const ptoMin = 2 * time.Millisecond
 
 // Kinds of what the retransmission timer currently is (e.rtoKind).
 const (
@@ -69,7 +74,7 @@ func (e *endpoint) rackSentLocked(now time.Time, seq, end seqnum.Value, rexmit b
 		if len(r.segs) > 0 && r.segs[len(r.segs)-1].end != seq {
 			return // not contiguous (cannot happen for new data)
 		}
-		r.segs = append(r.segs, rackSeg{end: end, xmit: now})
+		r.push(rackSeg{end: end, xmit: now})
 		return
 	}
 	start := r.rackStart
@@ -79,6 +84,9 @@ func (e *endpoint) rackSentLocked(now time.Time, seq, end seqnum.Value, rexmit b
 			break
 		}
 		if seq.LessThan(s.end) {
+			if !s.rexmit {
+				r.nRexmit++
+			}
 			s.xmit, s.rexmit, s.lost = now, true, false
 		}
 		start = s.end
@@ -86,8 +94,23 @@ func (e *endpoint) rackSentLocked(now time.Time, seq, end seqnum.Value, rexmit b
 	if len(r.segs) > 0 && start.LessThan(end) {
 		// A resend in larger segments (after an MSS change) that runs
 		// past SND.MAX: the rest is new.
-		r.segs = append(r.segs, rackSeg{end: end, xmit: now})
+		r.push(rackSeg{end: end, xmit: now})
 	}
+}
+
+// push appends a record, reusing the array's front, which trimming
+// acknowledged records freed, before growing it: amortised O(1), and the
+// array at most twice the flight.
+func (r *rackState) push(s rackSeg) {
+	if len(r.segs) == cap(r.segs) {
+		if 2*len(r.segs) > cap(r.base) {
+			r.segs = append(r.segs, s)
+			r.base = r.segs[:0]
+			return
+		}
+		r.segs = r.base[:copy(r.base[:cap(r.base)], r.segs)]
+	}
+	r.segs = append(r.segs, s)
 }
 
 // rackAckLocked is RFC 8985 §6.2 for an ACK: the newly delivered
@@ -101,6 +124,7 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) boo
 	}
 	r := e.warm.rack
 	start, drop, sackedSegs := r.rackStart, 0, 0
+	highSacked, anySacked := e.sb.HighSacked()
 	for i := range r.segs {
 		s := &r.segs[i]
 		segStart := start
@@ -108,6 +132,11 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) boo
 		cum := s.end.LessThanEq(e.sndUna)
 		if cum {
 			drop = i + 1
+			if s.rexmit {
+				r.nRexmit--
+			}
+		} else if !anySacked || !segStart.LessThan(highSacked) {
+			break // nothing above is SACKed
 		}
 		newly := false
 		switch {
@@ -132,7 +161,10 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) boo
 	}
 	if drop > 0 {
 		r.rackStart = r.segs[drop-1].end
-		r.segs = append(r.segs[:0], r.segs[drop:]...)
+		r.segs = r.segs[drop:]
+		if len(r.segs) == 0 {
+			r.segs = r.base[:0]
+		}
 	}
 	if r.lostSet && r.lostEnd.LessThanEq(e.sndUna) {
 		r.lostSet = false
@@ -149,9 +181,15 @@ func (e *endpoint) rackDetectLocked(now time.Time, sackedSegs int) bool {
 	r := e.warm.rack
 	reoWnd := r.rack.ReoWnd(e.rtt.SRTT(), e.inRecovery || e.inLoss, sackedSegs)
 	cur := -1
+	latest, latestEnd, _ := r.rack.Latest()
 	segs := iter.Seq[sack.Segment](func(yield func(sack.Segment) bool) {
 		for i := range r.segs {
 			s := &r.segs[i]
+			if r.nRexmit == 0 && (s.xmit.After(latest) || s.xmit.Equal(latest) && latestEnd.LessThan(s.end)) {
+				// Without retransmissions the records are in order of
+				// transmission: none from here was sent before RACK's.
+				return
+			}
 			if s.sacked || s.lost {
 				continue
 			}
@@ -207,8 +245,9 @@ func (e *endpoint) schedulePTOLocked(now time.Time, sentNew bool) {
 		return
 	}
 	flight := (int(e.sndUna.Size(e.sndMax)) + e.mss - 1) / e.mss
-	pto := sack.PTO(e.rtt.SRTT(), true, flight, sack.DefaultMaxAckDelay, e.rtt.RTO())
-	e.rtoT.stop()
+	// Linux tcp_schedule_loss_probe adds TCP_TIMEOUT_MIN (2 ms) so a
+	// path with a tiny SRTT does not probe at once.
+	pto := min(sack.PTO(e.rtt.SRTT(), true, flight, sack.DefaultMaxAckDelay, 0)+ptoMin, e.rtt.RTO())
 	e.rtoT.arm(now, pto, e, (*endpoint).onRTO)
 	e.rtoKind = kindPTO
 	r.ptoFrom = now

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/tcp/rtt"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 	"github.com/stackbox/stackbox/pkg/wire"
 )
@@ -140,5 +141,23 @@ func TestRACKRecordsCoverFlight(t *testing.T) {
 	}
 	if r.rackStart != e.sndUna || at != e.sndMax {
 		t.Fatalf("records cover [%d, %d), flight [%d, %d): %+v", r.rackStart, at, e.sndUna, e.sndMax, r.segs)
+	}
+}
+
+// TestPTOFloor: with an SRTT of about nothing (a LAN, or loopback with
+// the millisecond timestamp clock) the probe timeout is still 2·SRTT plus
+// Linux's TCP_TIMEOUT_MIN (2 ms), not an immediate probe.
+func TestPTOFloor(t *testing.T) {
+	e := &endpoint{sackOK: true, state: StateEstablished, mss: 1000, rtt: rtt.New(), warm: &warmState{rack: &rackState{}}}
+	e.rtt.Sample(0)
+	e.sndUna, e.sndMax = 1000, 5000
+	now := time.Now()
+	e.mu.Lock()
+	e.schedulePTOLocked(now, true)
+	kind, at := e.rtoKind, e.rtoT.at
+	e.rtoT.stop()
+	e.mu.Unlock()
+	if kind != kindPTO || at.Sub(now) != 2*time.Millisecond {
+		t.Fatalf("timer kind %d in %v, want the PTO in 2ms", kind, at.Sub(now))
 	}
 }

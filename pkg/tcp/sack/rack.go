@@ -80,6 +80,12 @@ func (r *RACK) SetMinRTT(d time.Duration) { r.minRTT, r.hasMinRTT = d, true }
 // MinRTT returns the minimum RTT, if there has been a sample.
 func (r *RACK) MinRTT() (time.Duration, bool) { return r.minRTT, r.hasMinRTT }
 
+// Latest returns RACK.xmit_ts and RACK.end_seq, the most recently sent
+// segment known delivered, if there is one.
+func (r *RACK) Latest() (xmitTime time.Time, endSeq seqnum.Value, ok bool) {
+	return r.xmitTime, r.endSeq, r.delivered
+}
+
 // RTT returns RACK.rtt, the RTT of the latest delivery given to OnAck.
 func (r *RACK) RTT() time.Duration { return r.rtt }
 
