@@ -49,6 +49,9 @@ type rackState struct {
 // ptoMin is added to every PTO (Linux TCP_TIMEOUT_MIN).
 const ptoMin = 2 * time.Millisecond
 
+// reoWndMin is the least reordering window once one applies.
+const reoWndMin = time.Millisecond
+
 // Kinds of what the retransmission timer currently is (e.rtoKind).
 const (
 	kindRTO = iota
@@ -180,6 +183,12 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) boo
 func (e *endpoint) rackDetectLocked(now time.Time, sackedSegs int) bool {
 	r := e.warm.rack
 	reoWnd := r.rack.ReoWnd(e.rtt.SRTT(), e.inRecovery || e.inLoss, sackedSegs)
+	if reoWnd > 0 || r.rack.ReorderingSeen() {
+		// Linux 4.10-4.17 (tcp_rack_mark_lost) kept the window at 1 ms
+		// at least: a path whose minimum RTT sample is about nothing
+		// (an ACK and a data segment both fast) would else have none.
+		reoWnd = max(reoWnd, reoWndMin)
+	}
 	cur := -1
 	latest, latestEnd, _ := r.rack.Latest()
 	segs := iter.Seq[sack.Segment](func(yield func(sack.Segment) bool) {
