@@ -792,7 +792,11 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 	newly, dsack := e.sb.Update(e.sndUna, e.sndMax, blocks)
 	e.tlpAckLocked(seg.now, ack, blocks)
 	exiting := recovering && !e.inRecovery && !e.inLoss
-	rackLost := e.rackAckLocked(seg.now, dsack, exiting) // RFC 8985 §6.2
+	var ecr uint32
+	if advanced && e.tsOK && seg.opts.HasTimestamps {
+		ecr = seg.opts.TSEcr
+	}
+	rackLost := e.rackAckLocked(seg.now, dsack, exiting, ecr) // RFC 8985 §6.2
 	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
 		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
 	}

@@ -119,9 +119,16 @@ func (r *rackState) push(s rackSeg) {
 // rackAckLocked is RFC 8985 §6.2 for an ACK: the newly delivered
 // segments go to RACK, acknowledged ones are dropped, and DetectLoss
 // marks the lost ones in the scoreboard. exitingRecovery is whether the
-// ACK ended fast or RTO recovery (for the reordering window's decay). It
-// reports whether any segment is now lost.
-func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) bool {
+// ACK ended fast or RTO recovery (for the reordering window's decay). ecr
+// is the ACK's timestamp echo if it advanced SND.UNA (0 for none): it is
+// the TSval of the segment that filled the hole at the old SND.UNA (RFC
+// 7323 §4.3), so an echo older than that segment's retransmission shows
+// the original arrived late rather than lost (Eifel detection, RFC 3522;
+// Linux tcp_packet_delayed), which is reordering; without this a
+// reordering seen first on a segment taken for lost would go unnoticed,
+// the window stay 0 and the next reordering again cause spurious
+// retransmissions. It reports whether any segment is now lost.
+func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool, ecr uint32) bool {
 	if e.warm == nil || e.warm.rack == nil {
 		return false
 	}
@@ -157,10 +164,11 @@ func (e *endpoint) rackAckLocked(now time.Time, dsack, exitingRecovery bool) boo
 		}
 		s.sacked = true
 		rtt := now.Sub(s.xmit)
-		if !s.rexmit || !r.rack.AmbiguousRTT(rtt) {
+		delayedOriginal := i == 0 && cum && s.rexmit && ecr != 0 && int32(ecr-e.tsAt(s.xmit)) < 0
+		if !s.rexmit || !delayedOriginal && !r.rack.AmbiguousRTT(rtt) {
 			r.rack.OnAck(s.xmit, s.end, rtt) // §6.2 steps 1, 2
 		}
-		r.rack.DetectReordering(s.end, s.rexmit) // step 3
+		r.rack.DetectReordering(s.end, s.rexmit && !delayedOriginal) // step 3
 	}
 	if drop > 0 {
 		r.rackStart = r.segs[drop-1].end

@@ -82,9 +82,13 @@ func TestTailLossProbe(t *testing.T) {
 // TestRACKReordering: a path that reorders by jitter of ±3 ms on a 40 ms
 // round trip, within RACK's reordering window (min RTT/4), and loses
 // nothing. RACK (RFC 8985 §6.2) waits the window before calling a segment
-// lost, so at most the first reorderings, before one is seen, may cause
-// spurious retransmissions; RFC 6675's DupThresh alone resends whenever
-// three later segments overtake one (31-34 times here).
+// lost, so at most the first reordering, before one is seen, may cause
+// spurious retransmissions (0-4 of the first flight's segments, as the
+// scheduling of the goroutines falls); RFC 6675's DupThresh alone resends
+// whenever three later segments overtake one (31-34 times here). That
+// first episode must teach RACK: the original of a segment it resent
+// arrives late, which the timestamp echo shows (before that 1 run in 8
+// had a second episode, 7 retransmissions in all).
 func TestRACKReordering(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := pairWith(t, 5, emu.Impairments{Delay: 20 * time.Millisecond, Jitter: 3 * time.Millisecond})
