@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/pkg/link/emu"
+	"github.com/stackbox/stackbox/pkg/tcp/ranges"
 	"github.com/stackbox/stackbox/pkg/tcp/rtt"
 	"github.com/stackbox/stackbox/pkg/tcp/seqnum"
 	"github.com/stackbox/stackbox/pkg/wire"
@@ -195,4 +196,41 @@ func TestRACKReorderingFastFrames(t *testing.T) {
 			t.Errorf("%d spurious retransmissions", n)
 		}
 	})
+}
+
+// TestRACKDelayedOriginalIsReordering: a segment taken for lost and resent
+// is then acknowledged by an ACK whose timestamp echo predates the
+// resend, so the original arrived, late (RFC 3522): RACK counts that as
+// reordering (RFC 8985 §6.2 step 3), as it would for a segment never
+// resent, while an echo of the resend itself leaves it ambiguous.
+func TestRACKDelayedOriginalIsReordering(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		echoAt    time.Duration // whose TSval the ACK echoes, after t0
+		reordered bool
+	}{
+		{"echo of the original", 0, true},
+		{"echo of the resend", 30 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &endpoint{sackOK: true, tsOK: true, rtt: rtt.New(), warm: &warmState{}}
+			t0 := time.Unix(1000, 0)
+			e.sndUna, e.sndMax = 1000, 1000
+			for _, seq := range []seqnum.Value{1000, 2000} {
+				e.rackSentLocked(t0, seq, seq+1000, false)
+				e.sndMax = seq + 1000
+			}
+			// [2000, 3000) is SACKed first; [1000, 2000) is resent.
+			e.sb.Update(e.sndUna, e.sndMax, []ranges.Range{{Start: 2000, End: 3000}})
+			e.rackAckLocked(t0.Add(20*time.Millisecond), false, false, 0)
+			e.rackSentLocked(t0.Add(30*time.Millisecond), 1000, 2000, true)
+			// The hole is filled: the ACK covers both.
+			e.sndUna = 3000
+			e.sb.Update(e.sndUna, e.sndMax, nil)
+			e.rackAckLocked(t0.Add(40*time.Millisecond), false, false, e.tsAt(t0.Add(tc.echoAt)))
+			if got := e.warm.rack.rack.ReorderingSeen(); got != tc.reordered {
+				t.Fatalf("reordering seen %v, want %v", got, tc.reordered)
+			}
+		})
+	}
 }
