@@ -1,0 +1,64 @@
+// Package netd is the control protocol of the daemon `stackbox netd` and its
+// client: a Server that serves a host.Host over HTTP+JSON on a Unix socket,
+// and a Client (Dial) that is itself a host.Host, so an applet configures
+// the daemon's stack with the same calls it uses on a private in-process
+// stack (DESIGN.md, Process model). The package owns the wire format, the
+// access rules and the socket's life (Listen, SocketPath); it owns no stack:
+// the daemon passes in the host.Host to serve.
+//
+// # Wire format
+//
+// The API is public and scriptable:
+//
+//	curl --unix-socket /run/stackbox/netd.sock http://netd/v1/interfaces
+//
+// Bodies are JSON objects in the encoding of package host's types (addresses
+// and prefixes as text: "10.0.0.1/24", "fe80::1"). Request bodies are decoded
+// strictly: unknown fields, trailing data and bodies over 1 MiB are refused.
+// Interface names are one path segment each, escaped as url.PathEscape does
+// ("eth0:1" travels as is, a "/" as %2F).
+//
+//	GET    /v1/version                        {"name":"stackbox netd","api":1,"pid":N,"version":"…"}
+//	GET    /v1/interfaces                     [Interface…] (aliases such as eth0:1 listed as their own)
+//	GET    /v1/interfaces/{name}              Interface
+//	PATCH  /v1/interfaces/{name}              {"mtu":N,"mac":"…","promisc":B,"up":B}, each optional;
+//	                                          applied in that order, the first failure stops
+//	                                          (as ifconfig's successive ioctls do)
+//	POST   /v1/interfaces/{name}/addresses    {"prefix":"10.0.0.1/24","broadcast":"10.0.0.255"}
+//	DELETE /v1/interfaces/{name}/addresses/{addr}
+//	GET    /v1/routes                         [Route…]
+//	POST   /v1/routes                         Route
+//	DELETE /v1/routes                         Route as the body, or, with no body, the query
+//	                                          ?dst=P&gateway=A&dev=D&metric=N (dst required)
+//	GET    /v1/neighbors                      [Neighbor…]
+//	POST   /v1/neighbors                      Neighbor
+//	DELETE /v1/neighbors/{dev}/{addr}
+//	GET    /v1/sockets                        [Socket…]
+//	GET    /v1/counters                       [CounterSection…]
+//
+// A mutation that succeeds answers 204 No Content. A failure answers the
+// host.Error as JSON, {"errno":N,"error":"message"}, with the status derived
+// from the errno: 400 EINVAL (also for a malformed body or path value), 403
+// EPERM/EACCES, 404 ENODEV/ESRCH/ENXIO/ENOENT/EADDRNOTAVAIL, 409 EEXIST, 500
+// anything else. An error the host returns without an errno travels as EIO.
+// An unknown method or path answers 404 with EOPNOTSUPP. The client rebuilds
+// the same *host.Error, so errors.Is(err, syscall.ENODEV) holds on both
+// sides of the socket.
+//
+// # Access rules
+//
+// As on Linux, reading the configuration (every GET) is open to every local
+// user; every mutation needs uid 0 or membership (primary or supplementary
+// group) of ServerOptions.AdminGID, when it is set. The server learns the
+// peer from SO_PEERCRED and SO_PEERGROUPS on the accepted connection, so the
+// check does not depend on who can open the socket file; Listen therefore
+// makes the socket 0666. A refused mutation answers 403 with EPERM.
+//
+// # Locks
+//
+// Server has no lock of its own: net/http's server owns the listeners and
+// the shutdown state, and concurrent requests call the host concurrently,
+// so the host's own locks serialise them. Client holds one mutex, for its
+// closed flag only, never across a request. Neither calls back into its
+// caller.
+package netd
