@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/stackbox/stackbox/cmd/netd"
 	"github.com/stackbox/stackbox/internal/applet"
 )
 
@@ -31,7 +32,9 @@ const (
 // applets is the explicit list of registered tools. Only tools that work
 // are listed here; each lives in its own package under cmd/.
 func applets() []*applet.Applet {
-	return []*applet.Applet{}
+	return []*applet.Applet{
+		netd.Applet(),
+	}
 }
 
 func main() {

@@ -410,3 +410,18 @@ func (b *capBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Adopt moves dev, an interface that something else created in the host
+// namespace (the tap of a netd the test started with --link tap:NAME),
+// into the lab namespace, assigns addrs to it, brings it up and returns
+// its MAC. Whoever created dev still removes it; if it is still in the
+// namespace then, deleting the namespace destroys it.
+func (l *Lab) Adopt(t testing.TB, dev string, addrs ...netip.Prefix) wire.MAC {
+	t.Helper()
+	l.hostIP(t, "link", "set", "dev", dev, "netns", l.ns)
+	for _, p := range addrs {
+		l.MustIP(t, "addr", "add", p.String(), "dev", dev)
+	}
+	l.MustIP(t, "link", "set", "dev", dev, "up")
+	return l.linkMAC(t, dev, true)
+}
