@@ -800,3 +800,53 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestRealCredentials runs curl as other users (root can set a child's
+// uid, gid and groups) against a server with the default credential
+// source: SO_PEERCRED and SO_PEERGROUPS decide, and every user may read.
+func TestRealCredentials(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run clients as other users")
+	}
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("needs curl")
+	}
+	h := newMemHost()
+	path, _ := serve(t, h, ServerOptions{AdminGID: 4242})
+	// Let other users reach the socket through the temporary directories.
+	for d := filepath.Dir(path); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := func(uid, gid uint32, groups []uint32, args ...string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(curl, append([]string{"-q", "-sS", "-w", " %{http_code}", "--unix-socket", path}, args...)...)
+		cmd.Env = []string{"HOME=/", "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl as %d:%d%v: %v\n%s", uid, gid, groups, err, out)
+		}
+		s := string(out)
+		i := strings.LastIndex(s, " ")
+		return s[i+1:], s[:max(i, 0)]
+	}
+	mtu := func() int { ifc, _ := h.Interface(context.Background(), "eth0"); return ifc.MTU }
+	patch := func(n int) []string {
+		return []string{"-X", "PATCH", "-d", `{"mtu":` + strconv.Itoa(n) + `}`, "http://netd/v1/interfaces/eth0"}
+	}
+	if code, body := as(1000, 1000, nil, "http://netd/v1/interfaces"); code != "200" || !strings.Contains(body, `"eth0"`) {
+		t.Errorf("GET as uid 1000: %s %s", code, body)
+	}
+	if code, body := as(1000, 1000, []uint32{5}, patch(1300)...); code != "403" || !strings.Contains(body, `"errno":1,`) || mtu() != 1500 {
+		t.Errorf("PATCH as uid 1000 outside group 4242: %s %s, mtu %d", code, body, mtu())
+	}
+	if code, body := as(1000, 1000, []uint32{5, 4242}, patch(1300)...); code != "204" || mtu() != 1300 {
+		t.Errorf("PATCH as uid 1000 with supplementary group 4242: %s %s, mtu %d", code, body, mtu())
+	}
+	if code, body := as(1000, 4242, nil, patch(1280)...); code != "204" || mtu() != 1280 {
+		t.Errorf("PATCH as uid 1000 with primary group 4242: %s %s, mtu %d", code, body, mtu())
+	}
+}
