@@ -45,14 +45,26 @@ func unixTransport(path string) *http.Transport {
 	}
 }
 
+// dialTimeout bounds Dial's check that netd answers when its context has
+// no deadline.
+var dialTimeout = 5 * time.Second
+
 // Dial connects to netd's control socket at path and checks that netd
 // answers there. When it cannot, the error is a *host.Error whose errno is
 // the one the connection failed with (ENOENT: no socket; ECONNREFUSED: a
-// stale socket; EACCES) and whose message is one line a tool can print:
+// stale socket; EACCES; ETIMEDOUT when nothing answers within ctx's
+// deadline, or 5 s without one) and whose message is one line a tool can
+// print:
 //
 //	cannot reach netd at /run/stackbox/netd.sock: no such file or directory (is `stackbox netd` running? or use --link SPEC)
 func Dial(ctx context.Context, path string) (*Client, error) {
 	c := &Client{path: path, tr: unixTransport(path)}
+	if _, ok := ctx.Deadline(); !ok {
+		// A daemon that accepts but never answers must not hang a tool.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+	}
 	var v Version
 	err := c.roundTrip(ctx, "GET", "/v1/version", nil, &v)
 	var te *transportErr

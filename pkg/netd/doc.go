@@ -53,6 +53,9 @@
 // peer from SO_PEERCRED and SO_PEERGROUPS on the accepted connection, so the
 // check does not depend on who can open the socket file; Listen therefore
 // makes the socket 0666. A refused mutation answers 403 with EPERM.
+// GET /v1/sockets lists every socket to everyone but names the owning
+// process (PID, Program) only to root and to the socket's owner, as
+// netstat -p shows "-" for other users' sockets on Linux.
 //
 // # Locks
 //

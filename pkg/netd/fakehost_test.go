@@ -48,6 +48,8 @@ func newMemHost() *memHost {
 		sockets: []host.Socket{
 			{Proto: "tcp", Local: netip.MustParseAddrPort("0.0.0.0:22"), State: "LISTEN", UID: 0, PID: 1, Program: "sshd", Inode: 42},
 			{Proto: "udp6", Local: netip.MustParseAddrPort("[::]:53"), RecvQ: 5},
+			{Proto: "tcp", Local: netip.MustParseAddrPort("10.0.0.2:40000"), Remote: netip.MustParseAddrPort("10.0.0.1:80"),
+				State: "ESTABLISHED", SendQ: 9, UID: 1000, PID: 77, Program: "nc"},
 		},
 		counters: []host.CounterSection{
 			{Name: "Ip", Counters: []host.Counter{{Name: "InReceives", Value: 100}, {Name: "Forwarding", Value: 2}}},

@@ -337,14 +337,15 @@ func readAll(t *testing.T, c host.Host) {
 // unchanged.
 func TestNonRootPeer(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts ServerOptions
-		msg  string
+		name       string
+		opts       ServerOptions
+		msg        string
+		ownSockets bool // the peer is uid 1000, which owns a socket
 	}{
-		{"root only", ServerOptions{PeerCred: userCred(1000, 1000)}, "configuration needs root; you are uid 1000"},
-		{"not in the admin group", ServerOptions{AdminGID: 4242, PeerCred: userCred(1000, 1000, 5, 27)}, "configuration needs root or group 4242"},
+		{"root only", ServerOptions{PeerCred: userCred(1000, 1000)}, "configuration needs root; you are uid 1000", true},
+		{"not in the admin group", ServerOptions{AdminGID: 4242, PeerCred: userCred(1000, 1000, 5, 27)}, "configuration needs root or group 4242", true},
 		{"credentials unreadable", ServerOptions{PeerCred: func(net.Conn) (Cred, error) { return Cred{}, errors.New("no SO_PEERCRED") }},
-			"cannot read peer credentials: no SO_PEERCRED"},
+			"cannot read peer credentials: no SO_PEERCRED", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -365,6 +366,13 @@ func TestNonRootPeer(t *testing.T) {
 			}
 			if after := h.snapshot(); after != before {
 				t.Errorf("refused mutations changed the host:\n%s\n%s", before, after)
+			}
+			// Other users' processes stay unnamed, as netstat -p shows them.
+			socks, err := c.Sockets(ctx)
+			if err != nil || len(socks) != 3 || socks[0].PID != 0 || socks[0].Program != "" || socks[0].Inode != 42 {
+				t.Errorf("Sockets as a user: %+v, %v; want root's sshd without pid and program", socks, err)
+			} else if own := socks[2].PID == 77 && socks[2].Program == "nc"; own != tc.ownSockets {
+				t.Errorf("Sockets as a user: own socket %+v, want its process named: %v", socks[2], tc.ownSockets)
 			}
 			status, body, _ := raw(t, path, "PATCH", "/v1/interfaces/eth0", `{"up":false}`)
 			if status != http.StatusForbidden || !strings.Contains(body, `"errno":1,`) {
@@ -576,6 +584,33 @@ func TestDialUnreachable(t *testing.T) {
 	_, err = Dial(context.Background(), stale)
 	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "cannot reach netd at "+stale+": connection refused") {
 		t.Errorf("Dial stale: %v, want ECONNREFUSED", err)
+	}
+
+	// A server that accepts and never answers.
+	mute := filepath.Join(dir, "mute.sock")
+	ml, err := net.Listen("unix", mute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Close()
+	go func() {
+		for {
+			c, err := ml.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	defer func(d time.Duration) { dialTimeout = d }(dialTimeout)
+	dialTimeout = 100 * time.Millisecond
+	start = time.Now()
+	_, err = Dial(context.Background(), mute)
+	if err == nil || !errors.Is(err, syscall.ETIMEDOUT) || !strings.Contains(err.Error(), "cannot reach netd at "+mute+": timed out") {
+		t.Errorf("Dial a mute server: %v, want ETIMEDOUT", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("Dial a mute server took %v", el)
 	}
 
 	// An HTTP server that is not netd.

@@ -300,8 +300,21 @@ func (s *Server) delNeighbor(w http.ResponseWriter, r *http.Request, body []byte
 	return s.h.DelNeighbor(r.Context(), r.PathValue("dev"), a)
 }
 
+// sockets lists every socket, as /proc/net/* does for every user, but
+// names the owning process (netstat -p) only to root and to the socket's
+// owner, as Linux does: other users cannot read /proc/PID/fd.
 func (s *Server) sockets(w http.ResponseWriter, r *http.Request) {
 	v, err := s.h.Sockets(r.Context())
+	if err == nil {
+		cr, ok := r.Context().Value(credKey{}).(credResult)
+		if root := ok && cr.err == nil && cr.cred.UID == 0; !root {
+			for i := range v {
+				if !ok || cr.err != nil || v[i].UID != cr.cred.UID {
+					v[i].PID, v[i].Program = 0, ""
+				}
+			}
+		}
+	}
 	answer(w, nonNil(v), err)
 }
 
