@@ -306,3 +306,29 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("awk gave %q", got)
 	}
 }
+
+func TestStackIPv6(t *testing.T) {
+	_, open := startHost(t)
+	mustRun(t, open, "-A", "inet6", "add", "fd00:250::/64", "dev", "eth0")
+	mustRun(t, open, "-6", "add", "fd00:251::/64", "gw", "fe80::1", "dev", "eth0")
+	out := mustRun(t, open, "-6n")
+	for _, row := range []string{
+		"\nfd00:250::/64                  ::                         U    1   0      0 eth0\n",
+		"\nfd00:251::/64                  fe80::1                    UG   1   0      0 eth0\n",
+	} {
+		if !strings.Contains(out, row) {
+			t.Errorf("route -6n lacks %q:\n%s", row, out)
+		}
+	}
+	if out := mustRun(t, open, "-n"); strings.Contains(out, "fd00") {
+		t.Errorf("IPv6 routes in the IPv4 table:\n%s", out)
+	}
+	mustRun(t, open, "-6", "del", "fd00:250::/64")
+	if out := mustRun(t, open, "-6n"); strings.Contains(out, "fd00:250::") {
+		t.Errorf("route still listed after del:\n%s", out)
+	}
+	_, errs, code := runOpen(t, open, "-6", "del", "fd00:250::/64")
+	if code != 7 || errs != "SIOCDELRT: No such process\n" {
+		t.Errorf("second del: %d %q", code, errs)
+	}
+}
