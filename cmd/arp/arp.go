@@ -101,7 +101,7 @@ func run(ctx context.Context, open host.Opener, env *applet.Env, args []string) 
 		&cli.BoolFlag{Name: "version", Aliases: []string{"V"}},
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-		badOption = badLetter(err.Error())
+		badOption = optionError(err.Error(), args)
 		return err
 	}
 	app.Action = func(c *cli.Context) error {
@@ -118,7 +118,7 @@ func run(ctx context.Context, open host.Opener, env *applet.Env, args []string) 
 	err := app.RunContext(ctx, args)
 	if !ran {
 		if badOption != "" {
-			fmt.Fprintf(env.Stderr, "arp: invalid option -- '%s'\n", badOption)
+			fmt.Fprintf(env.Stderr, "arp: %s\n", badOption)
 		} else if err != nil {
 			fmt.Fprintf(env.Stderr, "arp: %v\n", err)
 		}
@@ -154,21 +154,32 @@ func run(ctx context.Context, open host.Opener, env *applet.Env, args []string) 
 	return show(ctx, env, h, o)
 }
 
-func badLetter(msg string) string {
+// optionError turns urfave's "flag provided but not defined: -nZ" and
+// "flag needs an argument: -i" into getopt's messages: the first letter
+// of a combined word that is not a known option, or a whole long option
+// (urfave names --frob as -frob, so args tells which was given).
+func optionError(msg string, args []string) string {
 	name, ok := strings.CutPrefix(msg, "flag provided but not defined: ")
 	if !ok {
+		if n, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+			return "option requires an argument -- '" + strings.TrimLeft(n, "-") + "'"
+		}
 		return ""
 	}
-	if strings.HasPrefix(name, "--") {
-		return strings.TrimPrefix(name, "--")
-	}
 	name = strings.TrimPrefix(name, "-")
-	for _, r := range name {
-		if !strings.ContainsRune(shortLetters, r) {
-			return string(r)
+	for _, a := range args {
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			return "unrecognized option '" + a + "'"
 		}
 	}
-	return name
+	bad := name
+	for _, r := range name {
+		if !strings.ContainsRune(shortLetters, r) {
+			bad = string(r)
+			break
+		}
+	}
+	return "invalid option -- '" + bad + "'"
 }
 
 // strerror is the C library's text for an errno: Go's with a capital.

@@ -118,6 +118,10 @@ func TestMainFlags(t *testing.T) {
 	if code != 3 || out != "" || !strings.HasPrefix(errs, "arp: invalid option -- 'Z'\nUsage:") {
 		t.Errorf("arp -nZ: %d %q %q", code, out, errs)
 	}
+	_, errs, code = runOpen(t, open, "-n", "-i")
+	if code != 3 || !strings.HasPrefix(errs, "arp: option requires an argument -- 'i'\nUsage:") {
+		t.Errorf("arp -n -i: %d %q", code, errs)
+	}
 	out, _, code = runOpen(t, open, "--help")
 	if code != 0 || !strings.HasPrefix(out, "Usage:\n  arp") {
 		t.Errorf("arp --help: %d %q", code, out)

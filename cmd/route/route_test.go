@@ -131,6 +131,14 @@ func TestMainBadOption(t *testing.T) {
 	if code != 0 || out != "" || !strings.HasPrefix(errs, "route: invalid option -- 'Z'\nUsage: route") {
 		t.Errorf("route -nZ: %d %q %q", code, out, errs)
 	}
+	_, errs, code = runWith(t, f, "-A")
+	if code != 0 || !strings.HasPrefix(errs, "route: option requires an argument -- 'A'\nUsage: route") {
+		t.Errorf("route -A: %d %q", code, errs)
+	}
+	_, errs, code = runWith(t, f, "--frob")
+	if code != 0 || !strings.HasPrefix(errs, "route: unrecognized option '--frob'\n") {
+		t.Errorf("route --frob: %d %q", code, errs)
+	}
 	_, errs, code = runWith(t, f, "frobnicate")
 	if code != 3 || !strings.HasPrefix(errs, "Usage: route") {
 		t.Errorf("route frobnicate: %d %q", code, errs)
