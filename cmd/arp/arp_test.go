@@ -114,6 +114,14 @@ func TestMainFlags(t *testing.T) {
 	if code != 0 || out != "arp: in 3 entries no match found.\n" {
 		t.Errorf("arp -i nosuch0: %d %q", code, out)
 	}
+	out, _, code = runOpen(t, open, "-an", "10.200.0.77")
+	if code != 0 || out != "arp: in 5 entries no match found.\n" {
+		t.Errorf("arp -an 10.200.0.77: %d %q", code, out)
+	}
+	out, _, code = runOpen(t, open, "-n", "10.200.0.77")
+	if code != 0 || out != "10.200.0.77 (10.200.0.77) -- no entry\n" {
+		t.Errorf("arp -n 10.200.0.77: %d %q", code, out)
+	}
 	out, errs, code := runOpen(t, open, "-nZ")
 	if code != 3 || out != "" || !strings.HasPrefix(errs, "arp: invalid option -- 'Z'\nUsage:") {
 		t.Errorf("arp -nZ: %d %q %q", code, out, errs)
