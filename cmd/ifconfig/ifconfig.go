@@ -38,9 +38,9 @@ func Applet(open host.Opener) *applet.Applet {
 
 // options are the dash options.
 type options struct {
-	all, short, verbose, help, version bool
-	link                               string
-	args                               []string
+	all, short, verbose, version bool
+	link                         string
+	args                         []string
 }
 
 // Main runs ifconfig with args (args[0] is the name it was invoked by)
@@ -58,7 +58,13 @@ func Main(ctx context.Context, env *applet.Env, open host.Opener, args []string)
 		&cli.BoolFlag{Name: "s", Usage: "short list (as netstat -i)", Destination: &o.short},
 		&cli.BoolFlag{Name: "v", Usage: "verbose errors", Destination: &o.verbose},
 		&cli.BoolFlag{Name: "V", Aliases: []string{"version"}, Destination: &o.version},
-		&cli.BoolFlag{Name: "h", Aliases: []string{"help", "?"}, Destination: &o.help},
+	}
+	// urfave shows its own help for any flag named h or help, so the help
+	// options are found here, in net-tools' order: the options before
+	// them must be good ones.
+	if helpFirst(args[1:]) {
+		writeUsage(env.Stdout, env.Stderr)
+		return 0
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return err }
 	app.Action = func(c *cli.Context) error {
@@ -72,10 +78,6 @@ func Main(ctx context.Context, env *applet.Env, open host.Opener, args []string)
 	}
 	if o.version {
 		fmt.Fprintln(env.Stdout, "stackbox ifconfig (net-tools 2.10 compatible)")
-		return 0
-	}
-	if o.help {
-		writeUsage(env.Stdout, env.Stderr)
 		return 0
 	}
 	h, err := open(ctx, o.link, env.Getenv)
@@ -99,6 +101,25 @@ func Main(ctx context.Context, env *applet.Env, open host.Opener, args []string)
 	}
 	ap := &applier{ctx: ctx, h: h, dev: o.args[0], stderr: env.Stderr, verbose: o.verbose}
 	return ap.run(parseSet(o.args[0], o.args[1:]))
+}
+
+// helpFirst reports whether a help option (-h, --help, -help, -?) comes
+// among the leading options before any option urfave would refuse.
+func helpFirst(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "-h", "--help", "-help", "-?":
+			return true
+		case "-a", "-s", "-v", "-V", "--version", "-version":
+		case "--link", "-link":
+			i++
+		default:
+			if !strings.HasPrefix(a, "--link=") && !strings.HasPrefix(a, "-link=") {
+				return false
+			}
+		}
+	}
+	return false
 }
 
 // optionError is net-tools' message for a bad dash option.
