@@ -162,8 +162,14 @@ const progWidth = 20
 // SocketRow is one line of the socket table.
 func (f *Format) SocketRow(s host.Socket) string {
 	v6 := family6(s)
+	sendQ := s.SendQ
+	if s.State == "LISTEN" {
+		// /proc/net/tcp has no send queue for a listener (Linux
+		// reports 0); some hosts give the backlog there, as ss does.
+		sendQ = 0
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-5s %6d %6d %-23s %-23s %-11s", s.Proto, s.RecvQ, s.SendQ,
+	fmt.Fprintf(&b, "%-5s %6d %6d %-23s %-23s %-11s", s.Proto, s.RecvQ, sendQ,
 		f.Addr(s.Local, v6, s.Proto), f.Addr(s.Remote, v6, s.Proto), s.State)
 	if f.Extend > 0 {
 		user := strconv.FormatUint(uint64(s.UID), 10)

@@ -62,7 +62,7 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func nsA() *fakeHost {
 	return &fakeHost{
 		socks: []host.Socket{
-			{Proto: "tcp", Local: ap("0.0.0.0:7000"), State: "LISTEN", PID: 9653, Program: "nc"},
+			{Proto: "tcp", Local: ap("0.0.0.0:7000"), State: "LISTEN", SendQ: 4096, PID: 9653, Program: "nc"}, // a backlog in SendQ prints 0
 			{Proto: "tcp", Local: ap("10.200.0.1:36672"), Remote: ap("10.200.0.2:5000"), State: "ESTABLISHED", PID: 9699, Program: "nc"},
 			{Proto: "tcp", Local: ap("10.200.0.1:36682"), Remote: ap("10.200.0.2:5000"), State: "FIN_WAIT2"},
 			// udp before tcp6 in the host's list: netstat orders by file.
