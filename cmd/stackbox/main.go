@@ -15,8 +15,13 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/stackbox/stackbox/cmd/arp"
+	"github.com/stackbox/stackbox/cmd/ifconfig"
 	"github.com/stackbox/stackbox/cmd/netd"
+	"github.com/stackbox/stackbox/cmd/netstat"
+	"github.com/stackbox/stackbox/cmd/route"
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/hostopen"
 )
 
 // version is set at link time by the Makefile (-X main.version=…).
@@ -34,6 +39,10 @@ const (
 func applets() []*applet.Applet {
 	return []*applet.Applet{
 		netd.Applet(),
+		ifconfig.Applet(hostopen.Open),
+		route.Applet(hostopen.Open),
+		arp.Applet(hostopen.Open),
+		netstat.Applet(hostopen.Open),
 	}
 }
 
