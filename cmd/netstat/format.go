@@ -615,7 +615,7 @@ type StatsFilter struct {
 }
 
 func (sf StatsFilter) wants(section string) bool {
-	v6 := strings.HasSuffix(section, "6")
+	v6 := strings.Contains(section, "6") // Ip6, Icmp6, Icmp6Msg, Udp6, UdpLite6
 	if v6 != sf.Inet6 && !strings.HasPrefix(section, "Tcp") {
 		return false
 	}
@@ -630,6 +630,15 @@ func (sf StatsFilter) wants(section string) bool {
 	return sf.Raw
 }
 
+func allZero(sec host.CounterSection) bool {
+	for _, c := range sec.Counters {
+		if c.Value != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Statistics formats the counter sections as netstat -s.
 func Statistics(secs []host.CounterSection, sf StatsFilter) string {
 	var b strings.Builder
@@ -641,6 +650,11 @@ func Statistics(secs []host.CounterSection, sf StatsFilter) string {
 	state, indent := normal, 4
 	for _, sec := range secs {
 		if !sf.wants(sec.Name) {
+			continue
+		}
+		if strings.HasSuffix(sec.Name, "Msg") && allZero(sec) {
+			// Linux lists only the message types seen, and no
+			// IcmpMsg lines at all before the first.
 			continue
 		}
 		fmt.Fprintf(&b, "%s:\n", sec.Name)
