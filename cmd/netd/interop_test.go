@@ -11,12 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/cmd/arp"
+	"github.com/stackbox/stackbox/cmd/ifconfig"
+	"github.com/stackbox/stackbox/cmd/route"
+	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/hostopen"
 	"github.com/stackbox/stackbox/internal/netlab"
-	"github.com/stackbox/stackbox/pkg/host"
 )
 
 // TestDaemonOverTAP runs netd on `--link tap:NAME` whose kernel side is in
-// a test namespace, configures it through the control socket, and checks
+// a test namespace, configures it with ifconfig, route and arp through the control socket, and checks
 // each change from the kernel side: the kernel pings the new address, a
 // route carries the replies to a subnet behind the kernel, and a static
 // ARP entry is what our replies use (a wrong one breaks them).
@@ -53,9 +57,16 @@ func TestDaemonOverTAP(t *testing.T) {
 	if err := ping("10.83.0.2"); err == nil {
 		t.Fatal("ping answered before the address was configured")
 	}
-	if err := c.AddAddress(ctx, "eth0", netip.MustParsePrefix("10.83.0.2/24"), netip.Addr{}); err != nil {
-		t.Fatal(err)
+	// The tools, as a user types them, through the socket.
+	tool := func(a *applet.Applet, args ...string) {
+		t.Helper()
+		var out syncBuf
+		env := testEnv(&out, map[string]string{"STACKBOX_SOCKET": sock})
+		if code := a.Main(ctx, env, append([]string{a.Name}, args...)); code != 0 {
+			t.Fatalf("%s %v: exit %d: %s", a.Name, args, code, out.String())
+		}
 	}
+	tool(ifconfig.Applet(hostopen.Open), "eth0", "10.83.0.2", "netmask", "255.255.255.0")
 	if err := ping("10.83.0.2"); err != nil {
 		t.Fatalf("kernel cannot ping the configured address: %v\nnetd log:\n%s", err, logs.String())
 	}
@@ -63,9 +74,7 @@ func TestDaemonOverTAP(t *testing.T) {
 	if err := ping("-I", "10.84.0.1", "10.83.0.2"); err == nil {
 		t.Fatal("replies to 10.84.0.1 got back without a route")
 	}
-	if err := c.AddRoute(ctx, host.Route{Dst: netip.MustParsePrefix("10.84.0.0/24"), Gateway: netip.MustParseAddr("10.83.0.1")}); err != nil {
-		t.Fatal(err)
-	}
+	tool(route.Applet(hostopen.Open), "add", "-net", "10.84.0.0", "netmask", "255.255.255.0", "gw", "10.83.0.1")
 	if err := ping("-I", "10.84.0.1", "10.83.0.2"); err != nil {
 		t.Fatalf("the route does not carry the replies: %v", err)
 	}
@@ -73,18 +82,12 @@ func TestDaemonOverTAP(t *testing.T) {
 	// replies, the right one brings them back.
 	kip := netip.MustParseAddr("10.83.0.1")
 	c.DelNeighbor(ctx, "eth0", kip)
-	if err := c.AddNeighbor(ctx, host.Neighbor{Addr: kip, MAC: "02:00:00:00:99:99", Dev: "eth0"}); err != nil {
-		t.Fatal(err)
-	}
+	tool(arp.Applet(hostopen.Open), "-s", "10.83.0.1", "02:00:00:00:99:99")
 	if err := ping("10.83.0.2"); err == nil {
 		t.Fatal("replies arrived although the static ARP entry names another MAC")
 	}
-	if err := c.DelNeighbor(ctx, "eth0", kip); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddNeighbor(ctx, host.Neighbor{Addr: kip, MAC: kernelMAC.String(), Dev: "eth0"}); err != nil {
-		t.Fatal(err)
-	}
+	tool(arp.Applet(hostopen.Open), "-d", "10.83.0.1")
+	tool(arp.Applet(hostopen.Open), "-s", "10.83.0.1", kernelMAC.String())
 	if err := ping("10.83.0.2"); err != nil {
 		t.Fatalf("ping with the right static entry: %v", err)
 	}

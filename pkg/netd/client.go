@@ -281,11 +281,11 @@ func (c *Client) AddNeighbor(ctx context.Context, n host.Neighbor) error {
 
 // DelNeighbor implements host.Host.
 func (c *Client) DelNeighbor(ctx context.Context, dev string, a netip.Addr) error {
-	if err := needDev(dev); err != nil {
-		return err
-	}
 	if !a.IsValid() {
 		return host.Errorf(syscall.EINVAL, "netd: no neighbor address to delete")
+	}
+	if dev == "" { // every interface, as arp -d without -i
+		return c.do(ctx, "DELETE", "/v1/neighbors/"+seg(a.String()), nil, nil)
 	}
 	return c.do(ctx, "DELETE", "/v1/neighbors/"+seg(dev)+"/"+seg(a.String()), nil, nil)
 }

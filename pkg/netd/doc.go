@@ -32,7 +32,7 @@
 //	                                          ?dst=P&gateway=A&dev=D&metric=N (dst required)
 //	GET    /v1/neighbors                      [Neighbor…]
 //	POST   /v1/neighbors                      Neighbor
-//	DELETE /v1/neighbors/{dev}/{addr}
+//	DELETE /v1/neighbors/{dev}/{addr}         (/v1/neighbors/{addr}: on any interface)
 //	GET    /v1/sockets                        [Socket…]
 //	GET    /v1/counters                       [CounterSection…]
 //

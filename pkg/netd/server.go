@@ -105,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/neighbors", s.neighbors)
 	mux.HandleFunc("POST /v1/neighbors", s.admin(s.addNeighbor))
 	mux.HandleFunc("DELETE /v1/neighbors/{dev}/{addr}", s.admin(s.delNeighbor))
+	mux.HandleFunc("DELETE /v1/neighbors/{addr}", s.admin(s.delNeighbor)) // on any interface
 	mux.HandleFunc("GET /v1/sockets", s.sockets)
 	mux.HandleFunc("GET /v1/counters", s.counters)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

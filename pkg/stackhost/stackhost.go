@@ -371,6 +371,11 @@ func (h *Host) Routes(ctx context.Context) ([]host.Route, error) {
 	}
 	var out []host.Route
 	for _, r := range h.in.Stack.Routes().Routes() {
+		// Linux keeps lo's 127.0.0.0/8 in the local table, which route
+		// and netstat -r do not print; ours is in the one table.
+		if n, ok := h.in.Stack.NIC(r.NIC); ok && n.IsLoopback() && r.Dst.Addr().Is4() && r.Protocol == route.ProtoKernel {
+			continue
+		}
 		out = append(out, host.Route{
 			Dst: r.Dst, Gateway: r.Gateway, Dev: h.nicName(r.NIC), Metric: int(r.Metric),
 			// host.Route* bits are in the same order as route.Flags (UGHRDMA!).
@@ -567,6 +572,23 @@ func (h *Host) Sockets(ctx context.Context) ([]host.Socket, error) {
 	for _, e := range h.in.Endpoints() {
 		out = append(out, host.Socket{Proto: e.Proto, Local: e.Local, Remote: e.Remote, State: e.State, RecvQ: e.RecvQ, SendQ: e.SendQ})
 	}
+	// The protocols keep endpoints in hash maps; a stable order (by
+	// protocol as listed, then addresses) keeps netstat -c from jumping.
+	rank := map[string]int{}
+	for _, so := range out {
+		if _, ok := rank[so.Proto]; !ok {
+			rank[so.Proto] = len(rank)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b host.Socket) int {
+		if c := rank[a.Proto] - rank[b.Proto]; c != 0 {
+			return c
+		}
+		if c := a.Local.Compare(b.Local); c != 0 {
+			return c
+		}
+		return a.Remote.Compare(b.Remote)
+	})
 	return out, nil
 }
 

@@ -277,3 +277,36 @@ func TestNeighbors(t *testing.T) {
 		t.Errorf("deleting a missing entry: %v, want ENXIO", err)
 	}
 }
+
+// Sockets come in a stable order, and lo's 127.0.0.0/8 is not listed as
+// route -n on Linux does not list it.
+func TestSocketOrderAndLoopbackRoute(t *testing.T) {
+	a, _ := pair(t)
+	ctx := context.Background()
+	d := &gonet.Dialer{Layer: a.Inet().Layer}
+	for port := 9000; port < 9008; port++ {
+		ln, err := d.Listen(ctx, "tcp4", fmt.Sprintf("10.61.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	first, _ := a.Sockets(ctx)
+	for i := 0; i < 5; i++ {
+		again, _ := a.Sockets(ctx)
+		if fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Fatalf("order changed:\n%v\n%v", first, again)
+		}
+	}
+	for i := 1; i < len(first); i++ {
+		if first[i-1].Local.Compare(first[i].Local) > 0 {
+			t.Fatalf("not sorted by local address: %v", first)
+		}
+	}
+	rs, _ := a.Routes(ctx)
+	for _, r := range rs {
+		if r.Dev == "lo" && r.Dst.Addr().Is4() {
+			t.Errorf("lo route listed: %+v", r)
+		}
+	}
+}
