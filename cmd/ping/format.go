@@ -202,6 +202,19 @@ type stats struct {
 	elapsedUS                                        int64 // last send − start
 }
 
+// add counts one round trip (gather_statistics: duplicates count too).
+func (s *stats) add(us int64) {
+	s.tsum += us
+	s.tsum2 += us * us
+	s.tmin = min(s.tmin, us)
+	s.tmax = max(s.tmax, us)
+	if s.rtt == 0 {
+		s.rtt = us * 8
+	} else {
+		s.rtt += us - s.rtt/8
+	}
+}
+
 // llsqrt is the integer square root by Newton's method, as iputils
 // computes mdev.
 func llsqrt(a int64) int64 {

@@ -287,20 +287,20 @@ func (p *pinger) ping() int {
 // never blocks) and reports each entry; it returns the number of ICMP
 // errors, or minus the number of local errors when there were only those.
 func (p *pinger) drainErrors() int {
-	net, local := 0, 0
+	icmp, local := 0, 0
 	for range 256 {
 		ev, ok := p.readErrQueue()
 		if !ok {
 			break
 		}
 		if p.handleError(ev) {
-			net++
+			icmp++
 		} else {
 			local++
 		}
 	}
-	if net > 0 {
-		return net
+	if icmp > 0 {
+		return icmp
 	}
 	return -local
 }
@@ -401,15 +401,7 @@ func (p *pinger) handleReply(ev event) {
 			triptime = 0
 		}
 		if !csfailed {
-			p.st.tsum += triptime
-			p.st.tsum2 += triptime * triptime
-			p.st.tmin = min(p.st.tmin, triptime)
-			p.st.tmax = max(p.st.tmax, triptime)
-			if p.st.rtt == 0 {
-				p.st.rtt = triptime * 8
-			} else {
-				p.st.rtt += triptime - p.st.rtt/8
-			}
+			p.st.add(triptime)
 		}
 	}
 	dup := false
