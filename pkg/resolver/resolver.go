@@ -35,7 +35,12 @@ type Resolver struct {
 	// Options apply to every socket the resolver opens (Device to send
 	// through one interface); Local is the resolver's.
 	Options *host.SocketOptions
-	next    atomic.Uint32 // rotate's next first server
+	// Recursive resolves iteratively from RootHints instead of asking
+	// Config's servers (recursive.go).
+	Recursive bool
+	// RootHints are the root servers for Recursive (nil: IANA's).
+	RootHints []netip.AddrPort
+	next      atomic.Uint32 // rotate's next first server
 }
 
 // New returns a Resolver over n configured by c.
@@ -176,6 +181,14 @@ func (r *Resolver) ask(ctx context.Context, name string, qtype uint16) (*dns.Msg
 	q := dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}
 	if m := r.Cache.Get(q); m != nil {
 		return m, "cache", nil
+	}
+	if r.Recursive {
+		m, err := r.iterate(ctx, name, qtype)
+		if err != nil {
+			return nil, "", err
+		}
+		r.Cache.Put(m)
+		return m, "recursion", nil
 	}
 	m, s, err := r.Exchange(ctx, r.newQuery(name, qtype, true))
 	if err != nil {

@@ -178,8 +178,6 @@ func TestFailover(t *testing.T) {
 	r, _, server := setup(t)
 	ctx := testContext(t)
 	good := netip.AddrPortFrom(serverAddr, 53)
-	failing := &zone{soa: newZone(t).soa}
-	failing.rrs = nil
 	serve(t, server, netip.AddrPortFrom(serverAddr, 5300), dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeServerFailure)
