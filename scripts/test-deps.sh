@@ -9,7 +9,8 @@ set -u
 # Debian packages that provide it. tshark decodes what we build; iproute2
 # builds the kernel lab; QEMU with the iPXE ROMs is the guest on the other
 # end of the qemu link endpoints. ping, arping, traceroute and radvd are
-# the kernel-side tools of the network layer's interop tests.
+# the kernel-side tools of the network layer's interop tests; dnsmasq
+# (the binary only, no system service) is pkg/resolver's real nameserver.
 need=(
 	"tshark:tshark"
 	"ip:iproute2"
@@ -19,6 +20,7 @@ need=(
 	"arping:arping"
 	"traceroute:traceroute"
 	"radvd:radvd"
+	"dnsmasq:dnsmasq-base"
 )
 
 missing=()
