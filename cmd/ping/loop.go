@@ -1,6 +1,7 @@
 package ping
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ type event struct {
 // pinger is one run of iputils' main_loop; its fields belong to the loop
 // goroutine except conn, events and done, which the reader shares.
 type pinger struct {
+	ctx    context.Context
 	conn   host.PacketConn
 	env    *applet.Env
 	o      *options
@@ -106,7 +108,8 @@ func (p *pinger) stamp() string {
 func schint(ms int) int { return max(ms, minInterval) }
 
 // loop runs main_loop and finish and returns the exit status.
-func (p *pinger) loop(ctx interface{ Done() <-chan struct{} }) int {
+func (p *pinger) loop(ctx context.Context) int {
+	p.ctx = ctx
 	p.interval = p.o.interval
 	if p.o.flood && !p.o.optInterval {
 		p.interval = 0
@@ -186,7 +189,7 @@ func (p *pinger) scheduleExit(next int) int {
 
 // wait blocks until an event, the next send time, the alarm or ctx,
 // then handles what has arrived.
-func (p *pinger) wait(ctx interface{ Done() <-chan struct{} }, d time.Duration) {
+func (p *pinger) wait(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -214,6 +217,15 @@ func (p *pinger) wait(ctx interface{ Done() <-chan struct{} }, d time.Duration) 
 // ping is iputils' pinger(): send the next request if the token count
 // allows, and return the milliseconds until the next one is due.
 func (p *pinger) ping() int {
+	// A negative -i never waits between sends (as iputils), so the
+	// interrupt and the alarm are looked at here too.
+	select {
+	case <-p.ctx.Done():
+		p.exiting = true
+	case <-p.alarm:
+		p.exiting = true
+	default:
+	}
 	if p.exiting || (p.o.count > 0 && p.st.transmitted >= p.o.count && p.o.deadline == 0) {
 		return 1000
 	}

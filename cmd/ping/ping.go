@@ -150,6 +150,7 @@ type options struct {
 	iface        string
 	pmtudisc     int // -1: unset
 	link         string
+	warn         io.Writer // stderr, for parse warnings
 	args         []string
 }
 
@@ -179,8 +180,8 @@ const (
 // (GNU permutation), "--" ending options, and --link SPEC (or
 // --link=SPEC). urfave/cli stops at the first operand, which `ping HOST
 // -c 3` would break, hence a getopt of its own.
-func parse(name string, args []string) (*options, *usageError) {
-	o := &options{interval: 1000, linger: defaultLinger, datalen: 56, pmtudisc: -1}
+func parse(name string, args []string, warn io.Writer) (*options, *usageError) {
+	o := &options{interval: 1000, linger: defaultLinger, datalen: 56, pmtudisc: -1, warn: warn}
 	if strings.HasSuffix(name, "6") {
 		o.family = 6
 	} else if strings.HasSuffix(name, "4") {
@@ -204,7 +205,8 @@ func parse(name string, args []string) (*options, *usageError) {
 			o.link = strings.TrimPrefix(a, linkName+"=")
 			continue
 		case strings.HasPrefix(a, "--"):
-			return nil, &usageError{msg: fmt.Sprintf("unrecognized option '%s'", a), status: exitFail, showUsage: true}
+			// iputils' getopt has no long options: "--frob" is '-' as a letter.
+			return nil, &usageError{msg: "invalid option -- '-'", status: exitFail, showUsage: true}
 		case len(a) < 2 || a[0] != '-':
 			o.args = append(o.args, a)
 			continue
@@ -220,7 +222,7 @@ func parse(name string, args []string) (*options, *usageError) {
 					i++
 					val = args[i]
 				default:
-					return nil, &usageError{msg: fmt.Sprintf("option requires an argument -- '%c'", c), status: exitFail, showUsage: true}
+					return nil, &usageError{msg: fmt.Sprintf("option requires an argument -- '%s'", letter(c)), status: exitFail, showUsage: true}
 				}
 				j = len(a)
 			}
@@ -252,11 +254,11 @@ func (o *options) set(c byte, val string) *usageError {
 	case 'f':
 		o.flood = true
 	case 'i':
-		f, err := strtod(val, "bad timing interval")
+		f, err := strtod(val, "bad timing interval", o.warn)
 		if err != nil {
 			return err
 		}
-		if f > float64(math.MaxInt32/1000) || f < 0 {
+		if f > float64(math.MaxInt32/1000) {
 			return fail(exitFail, "bad timing interval: %s", val)
 		}
 		o.interval = int(f * 1000)
@@ -300,11 +302,11 @@ func (o *options) set(c byte, val string) *usageError {
 		}
 		o.deadline = int(n)
 	case 'W':
-		f, err := strtod(val, "bad linger time")
+		f, err := strtod(val, "bad linger time", o.warn)
 		if err != nil {
 			return err
 		}
-		if f < 0.001 || f > float64(math.MaxInt32/1000) {
+		if f < 0 || f > float64(math.MaxInt32/1000) {
 			return fail(exitFail, "bad linger time: %s", val)
 		}
 		o.linger = int(f * 1000)
@@ -316,9 +318,18 @@ func (o *options) set(c byte, val string) *usageError {
 		if strings.IndexByte(unsupported, c) >= 0 {
 			return fail(exitFail, "option -%c is not supported by this ping", c)
 		}
-		return &usageError{msg: fmt.Sprintf("invalid option -- '%c'", c), status: exitFail, showUsage: true}
+		return &usageError{msg: fmt.Sprintf("invalid option -- '%s'", letter(c)), status: exitFail, showUsage: true}
 	}
 	return nil
+}
+
+// letter shows an option byte: itself when printable, else escaped, so
+// the complaint stays one line.
+func letter(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return string(rune(c))
+	}
+	return fmt.Sprintf("\\x%02x", c)
 }
 
 // strtolOrErr is iputils' strtol_or_err with "invalid argument".
@@ -337,15 +348,30 @@ func strtolOrErr(s string, lo, hi int64) (int64, *usageError) {
 	return n, nil
 }
 
-// strtod is iputils' ping_strtod: a whole finite number, else
-// "MSG: VALUE" and exit 2.
-func strtod(s, msg string) (float64, *usageError) {
-	f, err := strconv.ParseFloat(strings.TrimLeft(s, " \t\n"), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, fail(exitFail, "%s: %s: Numerical result out of range", msg, s)
-		}
+// strtod is iputils 20221126's ping_strtod: the number C's strtod reads
+// at the start of s; trailing garbage is warned about (twice, as iputils
+// does) and ignored, an empty or non-finite value is "MSG: VALUE", exit 2.
+func strtod(s, msg string, warn io.Writer) (float64, *usageError) {
+	t := strings.TrimLeft(s, " \t\n")
+	if t == "" {
 		return 0, fail(exitFail, "%s: %s", msg, s)
+	}
+	// The longest prefix that is a number, as strtod's end pointer.
+	n := len(t)
+	for ; n > 0; n-- {
+		if _, err := strconv.ParseFloat(t[:n], 64); err == nil || errors.Is(err, strconv.ErrRange) {
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t[:n], 64)
+	if n == 0 {
+		f, err = 0, nil
+	}
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fail(exitFail, "%s: %s: Numerical result out of range", msg, s)
+	}
+	if n < len(t) {
+		fmt.Fprintf(warn, "ping: option argument contains garbage: %s\nping: this will become fatal error in the future\n", t[n:])
 	}
 	return f, nil
 }
@@ -356,7 +382,7 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		name = args[0]
 		args = args[1:]
 	}
-	o, uerr := parse(name, args)
+	o, uerr := parse(name, args, env.Stderr)
 	if uerr != nil {
 		if uerr.status == exitOK {
 			fmt.Fprintln(env.Stdout, "ping from iputils 20221126")
@@ -450,12 +476,6 @@ func resolve(ctx context.Context, cfg Config, o *options, dest string) (target, 
 // (a UDP connect probe, as iputils finds it), the device, the socket and
 // its options. Errors carry iputils' messages.
 func setup(ctx context.Context, h host.Host, cfg Config, env *applet.Env, o *options, t target) (*pinger, *usageError) {
-	if !t.v6 && o.datalen > 0xffff-8-20 {
-		return nil, fail(exitFail, "packet size %d is too large. Maximum is %d", o.datalen, 0xffff-8-20)
-	}
-	if t.v6 && o.datalen > 0xffff-8 {
-		return nil, fail(exitFail, "packet size %d is too large. Maximum is %d", o.datalen, 0xffff-8)
-	}
 	var source netip.Addr
 	device := ""
 	strict := false
