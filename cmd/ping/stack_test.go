@@ -256,12 +256,18 @@ func TestHostUnreachable(t *testing.T) {
 	checkShapes(t, r.out)
 }
 
-// No route: the connect probe fails before the header, exit 2.
+// No route, or a broadcast address: the connect probe fails before the
+// header, exit 2.
 func TestNetworkUnreachable(t *testing.T) {
 	a, _ := pair(t, 77, "")
 	r := runPing(t, opener(a), Config{}, "ping", "-c", "1", "192.0.2.1")
 	if r.status != 2 || r.out != "" || r.err != "ping: connect: Network is unreachable\n" {
 		t.Errorf("exit %d, %q %q", r.status, r.out, r.err)
+	}
+	// The subnet's broadcast address: the probe's connect gets EACCES.
+	r = runPing(t, opener(a), Config{}, "ping", "-c", "1", "10.77.0.255")
+	if r.status != 2 || r.out != "" || r.err != "ping: Do you want to ping broadcast? Then -b. If not, check your local firewall rules\n" {
+		t.Errorf("broadcast: exit %d, %q %q", r.status, r.out, r.err)
 	}
 }
 
