@@ -47,22 +47,29 @@ func newLab(t *testing.T) (client, server *stackhost.Host) {
 	return client, server
 }
 
+// waitUsable waits (bounded) until a can be bound: a new IPv6 address
+// is tentative until duplicate address detection ends (RFC 4862 §5.4).
+func waitUsable(t *testing.T, h *stackhost.Host, a netip.Addr) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pc, err := h.ListenPacket(context.Background(), "udp", netip.AddrPortFrom(a, 0).String(), nil)
+		if err == nil {
+			pc.Close()
+			return
+		}
+		if !errors.Is(err, syscall.EADDRNOTAVAIL) || time.Now().After(deadline) {
+			t.Fatalf("%v never became usable: %v", a, err)
+		}
+	}
+}
+
 // serve runs h as a DNS server on addr over UDP and TCP on the server
 // host until the test ends.
 func serve(t *testing.T, on host.Net, addr netip.AddrPort, h dns.Handler) {
 	t.Helper()
 	ctx := context.Background()
 	priv := &host.SocketOptions{Cred: &host.Cred{Privileged: true}} // port 53
-	// A new IPv6 address is tentative until duplicate address detection
-	// ends (RFC 4862 §5.4): wait for it, bounded.
-	var pc net.PacketConn
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		pc, err = on.ListenPacket(ctx, "udp", addr.String(), priv)
-		if err == nil || !errors.Is(err, syscall.EADDRNOTAVAIL) || time.Now().After(deadline) {
-			break
-		}
-	}
+	pc, err := on.ListenPacket(ctx, "udp", addr.String(), priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +124,7 @@ _sip._udp.example.    300 IN SRV 10 60 5060 sip1.example.
 host.corp.example.    300 IN A 10.1.0.2
 short.example.        2   IN A 10.1.0.3
 spoof.example.        300 IN A 10.9.9.9
+svc.example.          300 IN A 10.53.0.2
 `
 
 func newZone(t *testing.T) *zone {

@@ -1,7 +1,10 @@
 package resolver
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"reflect"
@@ -11,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/stackbox/stackbox/pkg/socket/gonet"
+	"github.com/stackbox/stackbox/pkg/stackhost"
 )
 
 // Every lookup against a nameserver on the emulated link.
@@ -106,7 +111,7 @@ func TestCNAMEChains(t *testing.T) {
 
 // Each failure has its own error, as host and nslookup need.
 func TestErrors(t *testing.T) {
-	r, _, _ := setup(t)
+	r, z, _ := setup(t)
 	r.Config.Attempts = 1
 	r.Config.Timeout = 300 * time.Millisecond
 	ctx := testContext(t)
@@ -139,6 +144,30 @@ func TestErrors(t *testing.T) {
 	check("silent.example", err, ErrTimeout, false, true, -1)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("timeout took %v with a 300ms timeout and 1 attempt", d)
+	}
+	// Two attempts: the silent server is asked twice, the second time
+	// for glibc's doubled timeout (300ms << 1 / 1 server).
+	r.Config.Attempts = 2
+	before := z.count("silent.example.")
+	start = time.Now()
+	_, err = r.LookupTXT(ctx, "silent.example")
+	check("silent.example", err, ErrTimeout, false, true, -1)
+	if n := z.count("silent.example.") - before; n != 2 {
+		t.Errorf("silent server asked %d times with 2 attempts", n)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 4*time.Second {
+		t.Errorf("2 attempts took %v, want 300ms + 600ms", d)
+	}
+	r.Config.Attempts = 1
+	// The caller's deadline bounds the lookup whatever the timeouts.
+	r.Config.Timeout = 5 * time.Second
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	start = time.Now()
+	_, err = r.LookupTXT(short, "silent.example")
+	cancel()
+	check("silent.example", err, ErrTimeout, false, true, -1)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a 200ms context took %v", d)
 	}
 	// Query hands back the NXDOMAIN answer for nslookup to print.
 	m, err := r.Query(ctx, "nonexistent.example", dns.TypeA)
@@ -389,6 +418,8 @@ func TestMismatchedAnswersIgnored(t *testing.T) {
 // A nameserver reached over IPv6.
 func TestIPv6Nameserver(t *testing.T) {
 	r, _, server := setup(t)
+	waitUsable(t, r.Net.(*stackhost.Host), netip.MustParseAddr("2001:db8:53::1"))
+	waitUsable(t, server, server6)
 	z := newZone(t)
 	serve(t, server, netip.AddrPortFrom(server6, 53), z)
 	r.Config.Servers = []netip.AddrPort{netip.AddrPortFrom(server6, 53)}
@@ -424,5 +455,62 @@ func TestRandomPortsAndIDs(t *testing.T) {
 	defer mu.Unlock()
 	if len(ports) < 8 || len(ids) < 8 {
 		t.Errorf("10 queries from %d source ports with %d IDs", len(ports), len(ids))
+	}
+}
+
+// LookupNetip as gonet.Dialer.Resolver: a connection by name.
+func TestDialerResolver(t *testing.T) {
+	r, _, server := setup(t)
+	ctx := testContext(t)
+	ln, err := server.Listen(ctx, "tcp", "10.53.0.2:7000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	d := &gonet.Dialer{Layer: r.Net.(*stackhost.Host).Inet().Layer, Resolver: r.LookupNetip}
+	c, err := d.DialContext(ctx, "tcp", "svc.example:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := io.ReadAll(c); err != nil || string(got) != "hi" {
+		t.Errorf("read %q, %v", got, err)
+	}
+	if _, err := d.DialContext(ctx, "tcp", "nonexistent.example:7000"); !errors.Is(err, ErrNXDomain) {
+		t.Errorf("dial to a missing name: %v, want NXDOMAIN", err)
+	}
+}
+
+// Lookups in parallel through one resolver and cache (run with -race).
+func TestConcurrentLookups(t *testing.T) {
+	r, _, _ := setup(t)
+	r.Cache = NewCache(16, nil)
+	ctx := testContext(t)
+	names := []string{"www.example", "alias.example", "mx.example", "gone.example", "host.corp.example"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				name := names[(g+i)%len(names)]
+				_, err := r.LookupNetip(ctx, name)
+				if (err != nil) != (name == "gone.example" || name == "mx.example") {
+					errs <- fmt.Errorf("%s: %v", name, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
