@@ -1,6 +1,7 @@
 package ping
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -285,7 +286,7 @@ func summary(hostname string, s stats) string {
 // capital, as glibc's strerror reads.
 func strerror(err error) string {
 	var errno syscall.Errno
-	if !errorsAs(err, &errno) {
+	if !errors.As(err, &errno) {
 		return err.Error()
 	}
 	s := errno.Error()

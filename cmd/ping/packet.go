@@ -2,13 +2,10 @@ package ping
 
 import (
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"syscall"
 	"time"
 )
-
-var errorsAs = errors.As
 
 // ICMP echo types (RFC 792, RFC 4443 §4).
 const (

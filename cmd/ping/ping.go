@@ -405,9 +405,6 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		fmt.Fprintln(env.Stderr, "ping: source routing (more than one destination) is not supported by this ping")
 		return exitFail
 	}
-	if o.link == "" && env.Getenv != nil {
-		o.link = env.Getenv("STACKBOX_LINK")
-	}
 	h, err := open(ctx, o.link, env.Getenv)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "ping: %v\n", err)

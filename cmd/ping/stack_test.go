@@ -157,6 +157,13 @@ func TestPing6(t *testing.T) {
 	mustMatch(t, "reply", l[1], `^64 bytes from fd48::2: icmp_seq=1 ttl=64 time=`)
 	mustMatch(t, "stats", l[5], `^2 packets transmitted, 2 received, 0% packet loss`)
 	checkShapes(t, r.out)
+	// No neighbour answers: NDP's address unreachable (RFC 4861 §7.2.2)
+	// from the error queue.
+	r = runPing(t, opener(a), Config{}, "ping", "-c", "1", "fd48::99")
+	want := "PING fd48::99(fd48::99) 56 data bytes\nFrom fd48::1 icmp_seq=1 Destination unreachable: Address unreachable\n\n"
+	if r.status != 1 || !strings.HasPrefix(r.out, want) {
+		t.Errorf("fd48::99: exit %d:\n%s%s", r.status, r.out, r.err)
+	}
 	// ping6 with an IPv4 literal is getaddrinfo's family error.
 	r = runPing(t, opener(a), Config{}, "ping6", "-c", "1", "10.72.0.2")
 	if r.status != 2 || r.err != "ping: 10.72.0.2: Address family for hostname not supported\n" || r.out != "" {
@@ -348,7 +355,8 @@ func TestDelayPrecision(t *testing.T) {
 	mustMatch(t, "reply", lines(r.out)[1], `^64 bytes from 10\.82\.0\.2: icmp_seq=1 ttl=64 time=[2-9]\d\.\d ms$`)
 }
 
-// Ctrl-C (ctx ending) without -c prints the summary; exit 0 after replies.
+// Ctrl-C (ctx ending) without -c prints the summary; exit 0 after
+// replies, 1 without any.
 func TestInterrupt(t *testing.T) {
 	a, _ := pair(t, 83, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
@@ -362,6 +370,16 @@ func TestInterrupt(t *testing.T) {
 		t.Errorf("exit %d:\n%s", r.status, r.out)
 	}
 	checkShapes(t, r.out)
+	// Interrupted with no reply at all: exit 1.
+	if err := a.AddNeighbor(context.Background(), host.Neighbor{Addr: netip.MustParseAddr("10.83.0.50"), MAC: "02:00:00:00:00:99", Dev: "eth0", Permanent: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	r = runCtx(ctx2, t, opener(a), Config{}, "ping", "-i", "0.05", "10.83.0.50")
+	if r.status != 1 || !strings.Contains(r.out, " 0 received, 100% packet loss, time ") {
+		t.Errorf("no replies: exit %d:\n%s", r.status, r.out)
+	}
 }
 
 // -I names the source: an interface ("from SRC DEV: ") or an address
