@@ -88,6 +88,7 @@ type query struct {
 	name  string
 	qtype uint16
 	tcp   bool
+	edns  uint16 // the advertised UDP size, 0 without EDNS0
 }
 
 // zone is a test nameserver acting as a recursive server for the
@@ -168,7 +169,11 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	q := req.Question[0]
 	tcp := strings.HasPrefix(w.LocalAddr().Network(), "tcp")
 	z.mu.Lock()
-	z.log = append(z.log, query{strings.ToLower(q.Name), q.Qtype, tcp})
+	var edns uint16
+	if o := req.IsEdns0(); o != nil {
+		edns = o.UDPSize()
+	}
+	z.log = append(z.log, query{strings.ToLower(q.Name), q.Qtype, tcp, edns})
 	z.mu.Unlock()
 	m := new(dns.Msg)
 	m.SetReply(req)

@@ -199,6 +199,19 @@ func TestTruncationFallsBackToTCP(t *testing.T) {
 	if udp != 1 || tcp != 1 {
 		t.Errorf("%d UDP and %d TCP queries, want 1 and 1", udp, tcp)
 	}
+	// options use-vc: TCP from the start; options edns0: an OPT record
+	// advertising 1232 bytes.
+	r.Config.UseTCP, r.Config.EDNS0 = true, true
+	if _, err := r.LookupIP(testContext(t), "ip4", "www.example"); err != nil {
+		t.Fatal(err)
+	}
+	qs := z.queries()
+	if last := qs[len(qs)-1]; !last.tcp || last.edns != 1232 {
+		t.Errorf("with use-vc and edns0 the query was %+v", last)
+	}
+	if qs[0].edns != 0 {
+		t.Errorf("EDNS0 sent without options edns0: %+v", qs[0])
+	}
 }
 
 // A dead first nameserver costs one timeout; a closed port (ICMP port
