@@ -137,18 +137,23 @@ func rename(err error, name string) error {
 func (r *Resolver) resolve(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, []dns.RR, string, error) {
 	name := fqdn
 	seen := map[string]bool{}
-	var msg *dns.Msg
+	var chain []dns.RR // answers of the queries for earlier links
 	for range maxChain {
 		seen[strings.ToLower(name)] = true
 		m, server, err := r.ask(ctx, name, qtype)
 		if err != nil {
-			return m, nil, "", err
+			return nil, nil, "", err
 		}
-		msg = m
+		if len(chain) > 0 {
+			// One message for the whole chain, asked as the caller asked.
+			m = m.Copy()
+			m.Question = []dns.Question{{Name: fqdn, Qtype: qtype, Qclass: dns.ClassINET}}
+			m.Answer = append(chain, m.Answer...)
+		}
 		if err := rcodeError(fqdn, server, m.Rcode); err != nil {
 			return m, nil, "", err
 		}
-		rrs, target, ok := chase(m, name, qtype)
+		rrs, target, ok := chase(m, fqdn, qtype)
 		if !ok {
 			return m, nil, "", dnsError(fqdn, server, msgCNAMELoop, ErrBadResponse)
 		}
@@ -158,12 +163,15 @@ func (r *Resolver) resolve(ctx context.Context, fqdn string, qtype uint16) (*dns
 		// The chain ends at target without data. An SOA says the server
 		// looked (no data, RFC 2308 §2.2); a bare CNAME means it did not
 		// follow it, so ask for the target ourselves.
-		if target == strings.ToLower(name) || hasSOA(m) || seen[target] {
+		if target == strings.ToLower(name) || hasSOA(m) {
 			return m, nil, target, dnsError(fqdn, server, msgNoData, ErrNoData)
 		}
-		name = target
+		if seen[target] {
+			return m, nil, "", dnsError(fqdn, server, msgCNAMELoop, ErrBadResponse)
+		}
+		chain, name = m.Answer, target
 	}
-	return msg, nil, "", dnsError(fqdn, "", msgCNAMELoop, ErrBadResponse)
+	return nil, nil, "", dnsError(fqdn, "", msgCNAMELoop, ErrBadResponse)
 }
 
 func hasSOA(m *dns.Msg) bool {

@@ -107,6 +107,12 @@ func TestCNAMEChains(t *testing.T) {
 	if z.count("www.example.") != before+1 {
 		t.Errorf("the resolver did not ask for the CNAME's target itself: %v", z.queries())
 	}
+	// Query gives the whole chain as one answer to the question asked.
+	m, err := r.Query(ctx, "partial.example", dns.TypeA)
+	if err != nil || m.Question[0].Name != "partial.example." || len(m.Answer) != 2 ||
+		m.Answer[0].Header().Rrtype != dns.TypeCNAME || m.Answer[1].Header().Rrtype != dns.TypeA {
+		t.Errorf("Query(partial.example) = %v, %v", m, err)
+	}
 }
 
 // Each failure has its own error, as host and nslookup need.
