@@ -11,6 +11,7 @@ set -u
 # end of the qemu link endpoints. ping, arping, traceroute and radvd are
 # the kernel-side tools of the network layer's interop tests; dnsmasq
 # (the binary only, no system service) is pkg/resolver's real nameserver.
+# netcat-openbsd and socat are the kernel-side peers of cmd/nc's tests.
 need=(
 	"tshark:tshark"
 	"ip:iproute2"
@@ -21,6 +22,8 @@ need=(
 	"traceroute:traceroute"
 	"radvd:radvd"
 	"dnsmasq:dnsmasq-base"
+	"nc.openbsd:netcat-openbsd"
+	"socat:socat"
 )
 
 missing=()
