@@ -141,7 +141,9 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 	}
 	n := &nc{cfg: cfg, env: env, o: o}
 	if err := n.check(); err != nil {
-		fmt.Fprintf(env.Stderr, "nc: %v\n", err)
+		if err.Error() != "" {
+			fmt.Fprintf(env.Stderr, "nc: %v\n", err)
+		}
 		return 1
 	}
 	h, err := open(ctx, o.link, env.Getenv)
