@@ -396,3 +396,5 @@ func TestLargeTransfer(t *testing.T) {
 type countWriter struct{ n int }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+func multi(w ...io.Writer) io.Writer { return io.MultiWriter(w...) }
