@@ -477,6 +477,10 @@ func (n *nc) connectMode(ctx context.Context) (int, error) {
 				n.copy(ctx, c, nil)
 			}
 			c.Close()
+			if ctx.Err() != nil {
+				// Interrupted (SIGINT/SIGTERM): a shell's 128+SIGINT.
+				return 130, nil
+			}
 			break
 		}
 	}
@@ -597,6 +601,9 @@ func (n *nc) listenMode(ctx context.Context) (int, error) {
 			ln.Close()
 			n.copy(ctx, c, nil)
 			c.Close()
+			if ctx.Err() != nil {
+				return 130, nil
+			}
 			return 0, nil
 		}
 		n.copy(ctx, c, nil)

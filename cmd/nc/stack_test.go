@@ -398,3 +398,41 @@ type countWriter struct{ n int }
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
 
 func multi(w ...io.Writer) io.Writer { return io.MultiWriter(w...) }
+
+// Against a server that accepts and stays silent: -w 1 ends the session
+// a quiet second after stdin's EOF, -q 1 a second after it, and without
+// either nc keeps the connection (OpenBSD: EOF on stdin alone ends
+// nothing).
+func TestIdleAndQuit(t *testing.T) {
+	a, b := pair(t, 82)
+	ln, err := b.Listen(context.Background(), "tcp4", "10.82.0.2:5010", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	for _, flag := range []string{"-w", "-q"} {
+		began := time.Now()
+		r := runNC(t, a, "x\n", flag, "1", "10.82.0.2", "5010")
+		if el := time.Since(began); r.status != 0 || el < 900*time.Millisecond || el > 5*time.Second {
+			t.Errorf("%s 1: exit %d after %v (%+v)", flag, r.status, el, r)
+		}
+	}
+	p := start(t, a, strings.NewReader("x\n"), "10.82.0.2", "5010")
+	select {
+	case <-p.done:
+		t.Errorf("without -w or -q nc exited at stdin's EOF: %+v", p.stop())
+	case <-time.After(1500 * time.Millisecond):
+		if r := p.stop(); r.status != 130 {
+			t.Errorf("interrupted: exit %d, want 130", r.status)
+		}
+	}
+}
