@@ -23,12 +23,13 @@ import (
 // fakeHost is a host.Host holding fixed tables, like the lab namespaces
 // the captures were taken in.
 type fakeHost struct {
-	socks  []host.Socket
-	routes []host.Route
-	ifs    []host.Interface
-	secs   []host.CounterSection
-	calls  int // Sockets calls
-	closed bool
+	host.Net // not used by netstat
+	socks    []host.Socket
+	routes   []host.Route
+	ifs      []host.Interface
+	secs     []host.CounterSection
+	calls    int // Sockets calls
+	closed   bool
 }
 
 var errNo = host.Errorf(syscall.EOPNOTSUPP, "not in the fake")

@@ -1,7 +1,8 @@
 // Package host defines the control API the configuration applets (ifconfig,
 // route, arp, netstat) program against: plain, JSON-serialisable types and the Host
-// interface. Two implementations are planned: an in-process one over
-// pkg/stack (standalone mode) and a netd client (daemon mode), so applets
+// interface, whose data side (Net) the everyday tools use. It has two
+// implementations: pkg/stackhost over an in-process stack (standalone
+// mode, and what netd serves) and the netd client (daemon mode), so applets
 // never import stack internals (DESIGN.md, Layout).
 //
 // Errors returned by a Host wrap syscall.Errno where Linux has one (ENODEV
@@ -171,8 +172,9 @@ func (s CounterSection) Get(name string) (uint64, bool) {
 	return 0, false
 }
 
-// Host is the machine an applet configures.
+// Host is the machine an applet configures and sends through.
 type Host interface {
+	Net
 	Interfaces(ctx context.Context) ([]Interface, error)
 	Interface(ctx context.Context, name string) (Interface, error)
 	AddAddress(ctx context.Context, dev string, p netip.Prefix, broadcast netip.Addr) error

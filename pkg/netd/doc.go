@@ -45,6 +45,33 @@
 // the same *host.Error, so errors.Is(err, syscall.ENODEV) holds on both
 // sides of the socket.
 //
+// # Data sockets
+//
+// The client is also a host.Net: each socket it opens is a connection of
+// its own to netd, upgraded from one request:
+//
+//	POST /v1/sockets   Connection: Upgrade, Upgrade: stackbox-socket
+//	                   {"op":"dial"|"listen"|"listen_packet"|"accept","network":"tcp",
+//	                    "address":"10.0.0.2:80","options":{…},"listener":ID}
+//
+// netd opens the socket on its stack for the peer's credentials and
+// answers 101 Switching Protocols with a Stackbox-Socket header,
+// {"id":N,"kind":"stream"|"packet"|"listener","local":…,"remote":…}, or an
+// error answer as above (ECONNREFUSED, EPERM, EACCES, …). The connection
+// then carries the socket's traffic in frames: a kind byte, a 4-byte
+// big-endian length, the payload (frame.go lists the kinds). A stream
+// socket's bytes travel in data frames, read straight into the caller's
+// buffer and written with the header in one writev, so socket data is
+// copied no more than a kernel socket's; a half-close is a frame, and the
+// end of the peer's data an EOF or an error frame (errno). A datagram
+// socket's sends and option calls are answered in order; what it
+// receives comes as message frames (flags, sender, Linux cmsgs, data),
+// error-queue messages and pending errors as their own frames. Closing
+// the connection closes the socket. An accept is its own request naming
+// the listener, whose connection only holds the listener open. Sockets
+// belong to the peer (netstat -p shows its PID and command); Shutdown
+// closes them all, TCP connections with a FIN.
+//
 // # Access rules
 //
 // As on Linux, reading the configuration (every GET) is open to every local
@@ -55,13 +82,21 @@
 // makes the socket 0666. A refused mutation answers 403 with EPERM.
 // GET /v1/sockets lists every socket to everyone but names the owning
 // process (PID, Program) only to root and to the socket's owner, as
-// netstat -p shows "-" for other users' sockets on Linux.
+// netstat -p shows "-" for other users' sockets on Linux. Data sockets
+// are opened with the peer's uid; raw sockets and ports below 1024 need
+// the same privilege as configuration (the stack answers EPERM and
+// EACCES otherwise, as Linux does without CAP_NET_RAW and
+// CAP_NET_BIND_SERVICE), and only the owner (or root) may accept on a
+// listener.
 //
 // # Locks
 //
-// Server has no lock of its own: net/http's server owns the listeners and
-// the shutdown state, and concurrent requests call the host concurrently,
-// so the host's own locks serialise them. Client holds one mutex, for its
+// Server's one lock guards its table of data sockets, held only to add,
+// find or remove one; net/http's server owns the listeners and the
+// shutdown state, and concurrent requests call the host concurrently, so
+// the host's own locks serialise them. A datagram socket's stream has a
+// write lock on each side (answers and messages interleave) and the
+// client one call lock. Client holds one mutex, for its
 // closed flag only, never across a request. Neither calls back into its
 // caller.
 package netd

@@ -15,6 +15,7 @@ import (
 // memHost is an in-memory host.Host: it stores what it is given and
 // answers with Linux's errnos, a test double for the transport.
 type memHost struct {
+	host.Net // the data tests serve a stackhost instead
 	mu       sync.Mutex
 	ifs      []host.Interface
 	routes   []host.Route

@@ -49,6 +49,7 @@ type Server struct {
 	h    host.Host
 	opts ServerOptions
 	hs   *http.Server
+	data dataState
 }
 
 type credKey struct{}
@@ -83,10 +84,19 @@ func (s *Server) Serve(l net.Listener) error { return s.hs.Serve(l) }
 
 // Shutdown stops accepting, lets the requests in flight finish (until ctx
 // ends) and closes the listeners. It does not close the host.
-func (s *Server) Shutdown(ctx context.Context) error { return s.hs.Shutdown(ctx) }
+// Data sockets are closed as a process's are when it exits: TCP
+// connections end with a FIN.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.data.closeAll()
+	return s.hs.Shutdown(ctx)
+}
 
-// Close closes the listeners and every connection at once.
-func (s *Server) Close() error { return s.hs.Close() }
+// Close closes the listeners, every connection and every data socket at
+// once.
+func (s *Server) Close() error {
+	s.data.closeAll()
+	return s.hs.Close()
+}
 
 // Handler returns the protocol's HTTP handler. Requests whose context
 // carries no credentials (not served by Serve) are treated as an
@@ -108,6 +118,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/neighbors/{addr}", s.admin(s.delNeighbor)) // on any interface
 	mux.HandleFunc("GET /v1/sockets", s.sockets)
 	mux.HandleFunc("GET /v1/counters", s.counters)
+	mux.HandleFunc("POST /v1/sockets", s.openSocket)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &host.Error{Errno: syscall.EOPNOTSUPP,
 			Msg: fmt.Sprintf("netd: no endpoint %s %s (see /v1/interfaces, /v1/routes, /v1/neighbors, /v1/sockets, /v1/counters)", r.Method, r.URL.Path)})

@@ -30,3 +30,11 @@
 // Layer.mu (the descriptor table) and deadline.mu are leaves taken alone.
 // No lock of this package is held while a call blocks.
 package socket
+
+import "github.com/stackbox/stackbox/pkg/deadline"
+
+// ErrDeadlineExceeded is what a call returns when the read or write
+// deadline (SetReadDeadline, SetWriteDeadline) passes: os's, so
+// errors.Is(err, os.ErrDeadlineExceeded) holds and it is a net.Error
+// whose Timeout is true.
+var ErrDeadlineExceeded = deadline.ErrExceeded

@@ -3,6 +3,7 @@ package socket
 import (
 	"container/heap"
 	"errors"
+	"github.com/stackbox/stackbox/pkg/deadline"
 	"net/netip"
 	"slices"
 	"sync"
@@ -77,7 +78,7 @@ func (l *Layer) add(ep transport.Endpoint, family, typ, protocol int, nonblock b
 	s := &Socket{
 		l: l, ep: ep, family: family, typ: typ, proto: protocol,
 		closeCh: make(chan struct{}),
-		rdl:     newDeadline(), wdl: newDeadline(),
+		rdl:     deadline.New(), wdl: deadline.New(),
 	}
 	s.nonblock.Store(nonblock)
 	l.mu.Lock()
@@ -149,7 +150,7 @@ type Socket struct {
 	listening atomic.Bool
 	closed    atomic.Bool
 	closeCh   chan struct{} // closed by Close: wakes blocked calls
-	rdl, wdl  *deadline
+	rdl, wdl  *deadline.Deadline
 
 	epMu     sync.Mutex // guards watchers
 	watchers map[*Epoll]struct{}
@@ -197,18 +198,18 @@ func (s *Socket) Nonblock() bool { return s.nonblock.Load() }
 // SetReadDeadline makes blocked and future receives (and accepts) fail
 // with ErrDeadlineExceeded once t passes; the zero time removes it. It is
 // what net.Conn deadlines are made of.
-func (s *Socket) SetReadDeadline(t time.Time) { s.rdl.set(t) }
+func (s *Socket) SetReadDeadline(t time.Time) { s.rdl.Set(t) }
 
 // SetWriteDeadline is SetReadDeadline for sends and connects.
-func (s *Socket) SetWriteDeadline(t time.Time) { s.wdl.set(t) }
+func (s *Socket) SetWriteDeadline(t time.Time) { s.wdl.Set(t) }
 
 // block runs op, and while it says EAGAIN and the call may block, waits
 // for an event of mask on the endpoint's queue and retries. It gives up
 // with EAGAIN after timeout (SO_RCVTIMEO/SO_SNDTIMEO, 0 meaning never),
 // ErrDeadlineExceeded when the deadline dl passes, EBADF when the socket
 // is closed.
-func (s *Socket) block(nonblock bool, mask waiter.EventMask, timeout time.Duration, dl *deadline, op func() error) error {
-	dch, passed := dl.done()
+func (s *Socket) block(nonblock bool, mask waiter.EventMask, timeout time.Duration, dl *deadline.Deadline, op func() error) error {
+	dch, passed := dl.Done()
 	if passed {
 		return ErrDeadlineExceeded
 	}
@@ -551,8 +552,8 @@ func (s *Socket) Close() error {
 		lg, _ = v.(syscall.Linger)
 	}
 	close(s.closeCh)
-	s.rdl.stop()
-	s.wdl.stop()
+	s.rdl.Stop()
+	s.wdl.Stop()
 	s.leaveEpolls()
 	s.l.remove(s)
 	err := s.ep.Close()

@@ -41,6 +41,10 @@ type Host struct {
 
 	mu     sync.Mutex
 	labels map[netip.Addr]string // IPv4 address → alias label ("eth0:1")
+	// owners are who opened the sockets made through Net (netstat -p);
+	// ownersSwept is the table's size after the last sweep of closed ones.
+	owners      map[*socket.Socket]host.Cred
+	ownersSwept int
 }
 
 var _ host.Host = (*Host)(nil)
@@ -562,15 +566,20 @@ func (h *Host) DelNeighbor(ctx context.Context, dev string, a netip.Addr) error 
 	return host.Errorf(syscall.ENXIO, "no neighbour entry for %v", a)
 }
 
-// Sockets lists every open endpoint of the stack. The owner is not known
-// to the stack; netd fills it in for the sockets its clients open.
+// Sockets lists every open endpoint of the stack, with the owner of those
+// opened through Net (for netd: the client that asked for them).
 func (h *Host) Sockets(ctx context.Context) ([]host.Socket, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	owners := h.ownersByEndpoint()
 	var out []host.Socket
 	for _, e := range h.in.Endpoints() {
-		out = append(out, host.Socket{Proto: e.Proto, Local: e.Local, Remote: e.Remote, State: e.State, RecvQ: e.RecvQ, SendQ: e.SendQ})
+		so := host.Socket{Proto: e.Proto, Local: e.Local, Remote: e.Remote, State: e.State, RecvQ: e.RecvQ, SendQ: e.SendQ}
+		if c, ok := owners[ownerKey{e.Proto, e.Local, e.Remote}]; ok {
+			so.UID, so.PID, so.Program = c.UID, c.PID, c.Program
+		}
+		out = append(out, so)
 	}
 	// The protocols keep endpoints in hash maps; a stable order (by
 	// protocol as listed, then addresses) keeps netstat -c from jumping.

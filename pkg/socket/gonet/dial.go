@@ -34,6 +34,10 @@ type Dialer struct {
 	// Resolver looks up host names; without it only IP literals and
 	// "localhost" are accepted.
 	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Control, if set, is called on each new socket before it is bound
+	// or connected (as net.Dialer.Control): socket options that must be
+	// in place for the first packet (IP_TTL, SO_BINDTODEVICE).
+	Control func(s *socket.Socket) error
 }
 
 // netSpec is a parsed network name.
@@ -275,6 +279,12 @@ func (d *Dialer) dialOne(ctx context.Context, sp netSpec, to netip.AddrPort) (ne
 	if err != nil {
 		return nil, fail(nil, mapErr("socket", false, err))
 	}
+	if d.Control != nil {
+		if err := d.Control(s); err != nil {
+			s.Close()
+			return nil, fail(nil, mapErr("setsockopt", false, err))
+		}
+	}
 	ifs := d.Layer.Interfaces()
 	if d.LocalAddr != nil {
 		la, ok := addrPort(d.LocalAddr)
@@ -394,6 +404,12 @@ func (d *Dialer) listenSocket(ctx context.Context, sp netSpec, address string) (
 	s, err := d.Layer.Socket(family, sp.typ, sp.proto, d.Cred)
 	if err != nil {
 		return nil, fail(laddr, mapErr("socket", false, err))
+	}
+	if d.Control != nil {
+		if err := d.Control(s); err != nil {
+			s.Close()
+			return nil, fail(laddr, mapErr("setsockopt", false, err))
+		}
 	}
 	if sp.typ == syscall.SOCK_STREAM {
 		s.SetSockOptInt(syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)

@@ -358,6 +358,46 @@ func (c *PacketConn) WriteMsg(b, oob []byte, addr net.Addr) (n, oobn int, err er
 	return n, len(oob), nil
 }
 
+// RecvMsg is recvmsg(2) with flags (MSG_ERRQUEUE reads a queued ICMP
+// error and never blocks) and the sender as a netip.AddrPort: what
+// host.PacketConn asks.
+func (c *PacketConn) RecvMsg(b, oob []byte, flags int) (n, oobn, rflags int, from netip.AddrPort, err error) {
+	n, oobn, rflags, sa, err := c.s.RecvMsg([][]byte{b}, oob, flags)
+	if err != nil {
+		return n, oobn, rflags, netip.AddrPort{}, c.opErr("read", "recvmsg", nil, err)
+	}
+	from, _ = socket.AddrPortOf(sa, c.s.Layer().Interfaces())
+	return n, oobn, rflags, from, nil
+}
+
+// SendMsg is sendmsg(2) to to, or to the connected peer when to is zero.
+func (c *PacketConn) SendMsg(b, oob []byte, to netip.AddrPort) (int, error) {
+	var sa syscall.Sockaddr
+	if to.IsValid() {
+		sa = socket.SockaddrOf(to, c.s.Layer().Interfaces())
+	}
+	n, err := c.s.SendMsg([][]byte{b}, oob, sa, 0)
+	if err != nil {
+		var addr net.Addr
+		if to.IsValid() {
+			addr = netAddr(c.kind, to)
+		}
+		return n, c.opErr("write", "sendmsg", addr, err)
+	}
+	return n, nil
+}
+
+// SetSockOptInt is setsockopt(2) with an integer value.
+func (c *PacketConn) SetSockOptInt(level, name, value int) error {
+	return c.opErr("set", "setsockopt", nil, c.s.SetSockOptInt(level, name, value))
+}
+
+// GetSockOptInt is getsockopt(2) of an integer option.
+func (c *PacketConn) GetSockOptInt(level, name int) (int, error) {
+	v, err := c.s.GetSockOptInt(level, name)
+	return v, c.opErr("get", "getsockopt", nil, err)
+}
+
 // Listener accepts stream connections.
 type Listener struct {
 	s       *socket.Socket

@@ -1,4 +1,8 @@
-package socket
+// Package deadline is one direction's I/O deadline for calls that block
+// outside the Go runtime's poller (our sockets, netd's datagram queues):
+// the SetReadDeadline / SetWriteDeadline semantics of net.Conn. It holds
+// one mutex per Deadline, never across a callback.
+package deadline
 
 import (
 	"os"
@@ -6,18 +10,17 @@ import (
 	"time"
 )
 
-// ErrDeadlineExceeded is what a call returns when the read or write
-// deadline (SetReadDeadline, SetWriteDeadline) passes: os's, so
+// ErrExceeded is what a call returns when its deadline passes: os's, so
 // errors.Is(err, os.ErrDeadlineExceeded) holds and it is a net.Error
 // whose Timeout is true.
-var ErrDeadlineExceeded = os.ErrDeadlineExceeded
+var ErrExceeded = os.ErrDeadlineExceeded
 
-// deadline is one direction's deadline: a channel that is closed when it
+// Deadline is one direction's deadline: a channel that is closed when it
 // passes, which blocked calls select on. A timer (time.AfterFunc: no
 // goroutine until it fires) closes it. Moving a deadline that has not
 // passed keeps the channel, so calls already blocked see the new time;
 // setting one after it passed makes a fresh channel for the calls to come.
-type deadline struct {
+type Deadline struct {
 	mu    sync.Mutex
 	ch    chan struct{}
 	timer *time.Timer
@@ -25,9 +28,11 @@ type deadline struct {
 	shut  bool   // ch is closed
 }
 
-func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+// New returns a Deadline that is not set.
+func New() *Deadline { return &Deadline{ch: make(chan struct{})} }
 
-func (d *deadline) set(t time.Time) {
+// Set moves the deadline to t; the zero time clears it.
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gen++
@@ -63,16 +68,16 @@ func (d *deadline) set(t time.Time) {
 	})
 }
 
-// done returns the channel closed when the deadline passes, and whether
+// Done returns the channel closed when the deadline passes, and whether
 // it already has.
-func (d *deadline) done() (<-chan struct{}, bool) {
+func (d *Deadline) Done() (<-chan struct{}, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ch, d.shut
 }
 
-// stop releases the timer (on close).
-func (d *deadline) stop() {
+// Stop releases the timer (on close).
+func (d *Deadline) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gen++
