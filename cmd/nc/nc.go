@@ -132,7 +132,7 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 			}
 		}
 	}
-	o, err := parse(ctx, env, args)
+	o, err := parse(ctx, env, permute(args))
 	if err != nil {
 		if err.Error() != "" {
 			fmt.Fprintf(env.Stderr, "nc: %v\n", err)
@@ -220,6 +220,44 @@ func parse(ctx context.Context, env *applet.Env, args []string) (*options, error
 		}
 	}
 	return o, nil
+}
+
+// permute moves options before operands as glibc's getopt does, so
+// `nc host port -v` works as with netcat; "--" ends the options.
+func permute(args []string) []string {
+	opts := []string{args[0]}
+	var operands []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(append(opts, "--"), append(operands, args[i+1:]...)...)
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			operands = append(operands, a)
+		case a == "--link":
+			opts = append(opts, args[i:min(i+2, len(args))]...)
+			i++
+		case strings.HasPrefix(a, "--"):
+			opts = append(opts, a)
+		default:
+			opts = append(opts, a)
+			// A cluster ending in a letter that takes an argument takes
+			// the next word.
+			if strings.ContainsRune("wqsp", rune(a[len(a)-1])) && !strings.ContainsAny(a[1:len(a)-1], "wqsp") {
+				if i+1 == len(args) {
+					// No argument: the parser says so; the operands do
+					// not matter any more.
+					return opts
+				}
+				opts = append(opts, args[i+1])
+				i++
+			}
+		}
+	}
+	if len(operands) > 0 {
+		opts = append(opts, "--")
+	}
+	return append(opts, operands...)
 }
 
 // seconds is strtonum(s, 0, INT_MAX/1000): the -w range.

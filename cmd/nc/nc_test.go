@@ -46,6 +46,13 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %q", c.args, r.status, r.out, r.err, c.err)
 		}
 	}
+	// Options after the operands, as glibc's getopt permutes them.
+	if r := runNC(t, a, "", "10.80.0.2", "5", "-w"); r.status != 1 || r.err != "nc: option requires an argument -- 'w'\n"+usageText {
+		t.Errorf("trailing -w: %+v", r)
+	}
+	if r := runNC(t, a, "", "10.80.0.2", "81", "-v", "-w", "2"); r.status != 1 || r.err != "nc: connect to 10.80.0.2 port 81 (tcp) failed: Connection refused\n" {
+		t.Errorf("trailing -v -w 2: %+v", r)
+	}
 	r := runNC(t, a, "", "-h")
 	if r.status != 0 || !strings.HasPrefix(r.err, "OpenBSD netcat (Debian patchlevel 1.219-1)\n"+usageText) || !strings.Contains(r.err, "-N\t\tShutdown") {
 		t.Errorf("-h: %+v", r)
@@ -149,6 +156,30 @@ func FuzzParsePorts(f *testing.F) {
 		for _, p := range ports {
 			if p == 0 {
 				t.Fatalf("%q: port 0 accepted", s)
+			}
+		}
+	})
+}
+
+// permute never panics, never invents words (beyond one "--"), and keeps
+// the operands' order.
+func FuzzPermute(f *testing.F) {
+	for _, s := range []string{"10.0.0.1 80 -v", "-w 1 h p", "-lvp 5 -k", "h -- -v", "-w", "--link emu:x h p"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args := append([]string{"nc"}, strings.Fields(s)...)
+		out := permute(args)
+		if len(out) > len(args)+1 || out[0] != "nc" {
+			t.Fatalf("%q → %q", args, out)
+		}
+		count := map[string]int{}
+		for _, w := range args[1:] {
+			count[w]++
+		}
+		for _, w := range out[1:] {
+			if count[w]--; count[w] < 0 && w != "--" {
+				t.Fatalf("%q → %q: %q invented", args, out, w)
 			}
 		}
 	})

@@ -436,3 +436,41 @@ func TestIdleAndQuit(t *testing.T) {
 		}
 	}
 }
+
+// IPv6: -6 listens on ::, and a client reaches it by an IPv6 literal.
+func TestIPv6(t *testing.T) {
+	a, b := pair(t, 83)
+	ctx := context.Background()
+	for i, h := range []*stackhost.Host{a, b} {
+		if err := h.AddAddress(ctx, "eth0", netip.MustParsePrefix(fmt.Sprintf("fd83::%d/64", i+1)), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Until DAD ends the addresses are tentative and cannot be used.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range []*stackhost.Host{a, b} {
+		for tentative := true; tentative; {
+			it, err := h.Interface(ctx, "eth0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tentative = false
+			for _, ad := range it.Addrs {
+				tentative = tentative || ad.State == "tentative"
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("addresses still tentative: %+v", it.Addrs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	l := start(t, b, strings.NewReader(""), "-6", "-lvn", "5001")
+	waitListen(t, b, "tcp", 5001)
+	if c := runNC(t, a, "six\n", "-vn", "-N", "fd83::2", "5001"); c.status != 0 || c.err != "Connection to fd83::2 5001 port [tcp/*] succeeded!\n" {
+		t.Errorf("client: %+v", c)
+	}
+	r := l.wait(t, 10*time.Second, "listener")
+	if r.status != 0 || r.out != "six\n" || !regexp.MustCompile(`^Listening on :: 5001\nConnection received on fd83::1 \d+\n$`).MatchString(r.err) {
+		t.Errorf("listener: %+v", r)
+	}
+}
