@@ -9,7 +9,8 @@
 // and listen modes (this file) and the copy loop with OpenBSD's
 // half-close rules (copy.go). Names are resolved by a pluggable Resolver;
 // without one only IP literals work, as with getaddrinfo and no DNS.
-// The package holds no locks; each run's goroutines share only channels.
+// Locks: udpPeer.mu (a UDP listener's current peer) is a leaf; otherwise
+// a run's goroutines share only channels.
 package nc
 
 import (
@@ -203,6 +204,11 @@ func parse(ctx context.Context, env *applet.Env, args []string) (*options, error
 		fmt.Fprint(env.Stderr, usageText)
 		return nil, usageError{}
 	}
+	if o.ipv4 && o.ipv6 {
+		// The later of -4 and -6 wins, as netcat sets one family.
+		o.ipv4 = lastFamilyLetter(args) == '4'
+		o.ipv6 = !o.ipv4
+	}
 	if wait != "" {
 		s, ok := seconds(wait)
 		if !ok {
@@ -260,6 +266,36 @@ func permute(args []string) []string {
 	return append(opts, operands...)
 }
 
+// lastFamilyLetter is the last of '4' and '6' among the option letters
+// of (permuted) args.
+func lastFamilyLetter(args []string) rune {
+	last := rune(0)
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			break
+		}
+		if strings.HasPrefix(a, "--") {
+			if a == "--link" {
+				i++
+			}
+			continue
+		}
+		for j, r := range a[1:] {
+			if strings.ContainsRune("wqsp", r) {
+				if j == len(a)-2 {
+					i++
+				}
+				break
+			}
+			if r == '4' || r == '6' {
+				last = r
+			}
+		}
+	}
+	return last
+}
+
 // seconds is strtonum(s, 0, INT_MAX/1000): the -w range.
 func seconds(s string) (int, bool) {
 	n, err := strconv.Atoi(s)
@@ -301,9 +337,6 @@ func (n *nc) check() error {
 	n.proto = "tcp"
 	if o.udp {
 		n.proto = "udp"
-	}
-	if o.ipv4 && o.ipv6 {
-		o.ipv4 = false // the later of -4/-6 wins in netcat; urfave loses the order, so -6
 	}
 	var portArgs []string
 	switch {
@@ -463,6 +496,7 @@ func (n *nc) connectMode(ctx context.Context) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	bound := local.Addr().IsValid() || local.Port() != 0 // -s or -p: errors of bind are fatal
 	status := 1
 	for _, port := range n.ports {
 		portStr := strconv.Itoa(int(port))
@@ -484,7 +518,7 @@ func (n *nc) connectMode(ctx context.Context) (int, error) {
 			}
 			if err != nil {
 				switch {
-				case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) && local.IsValid():
+				case bound && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES)):
 					return 1, fail("bind failed: %s", strerror(err))
 				case !n.o.verbose:
 					// netcat warns about a failed connect only with -v.

@@ -33,6 +33,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"-q", "abc", "10.80.0.2", "5"}, "nc: quit timer invalid: abc\n"},
 		{[]string{"-4", "::1", "5"}, `nc: getaddrinfo for host "::1" port 5: Address family for hostname not supported` + "\n"},
 		{[]string{"-6", "10.80.0.2", "5"}, `nc: getaddrinfo for host "10.80.0.2" port 5: Address family for hostname not supported` + "\n"},
+		{[]string{"-64", "::1", "5"}, `nc: getaddrinfo for host "::1" port 5: Address family for hostname not supported` + "\n"},
+		{[]string{"-4", "-w", "1", "-6", "10.80.0.2", "5"}, `nc: getaddrinfo for host "10.80.0.2" port 5: Address family for hostname not supported` + "\n"},
 		{[]string{"-s", "1.2.3.400", "10.80.0.2", "5"}, "nc: getaddrinfo: Name or service not known\n"},
 		{[]string{"-p", "abc", "10.80.0.2", "5"}, "nc: getaddrinfo: Servname not supported for ai_socktype\n"},
 		{[]string{"-x", "proxy", "10.80.0.2", "5"}, "nc: option -x is not supported by this nc\n"},
