@@ -66,10 +66,12 @@ const unsupported = "bCDFIiMmOPrSTtUVWXxZ"
 // Resolver is getaddrinfo for nc: the addresses of name, in the order
 // to try them. Errors print as getaddrinfo's ("Name or service not
 // known"), so a resolver returns those texts.
-type Resolver func(ctx context.Context, name string) ([]netip.Addr, error)
+// h is the host nc runs on (the queries go through it), getenv the
+// applet's environment.
+type Resolver func(ctx context.Context, h host.Host, getenv func(string) string, name string) ([]netip.Addr, error)
 
 // ReverseResolver is getnameinfo for -v's listener lines without -n.
-type ReverseResolver func(ctx context.Context, addr netip.Addr) (string, error)
+type ReverseResolver func(ctx context.Context, h host.Host, getenv func(string) string, addr netip.Addr) (string, error)
 
 // Config holds what the embedding program may plug in; the zero value is
 // nc with IP literals only and numeric listener lines.
@@ -420,7 +422,7 @@ func (n *nc) resolve(ctx context.Context, name string, port string) ([]netip.Add
 	if n.cfg.Resolve == nil || n.o.numeric {
 		return nil, gai("Name or service not known")
 	}
-	addrs, err := n.cfg.Resolve(ctx, name)
+	addrs, err := n.cfg.Resolve(ctx, n.h, n.env.Getenv, name)
 	if err != nil {
 		return nil, gai(err.Error())
 	}
@@ -625,7 +627,7 @@ func (n *nc) hostName(ctx context.Context, a netip.Addr) string {
 	if n.o.numeric || n.cfg.Reverse == nil || a.IsUnspecified() {
 		return a.String()
 	}
-	name, err := n.cfg.Reverse(ctx, a)
+	name, err := n.cfg.Reverse(ctx, n.h, n.env.Getenv, a)
 	if err != nil || name == "" {
 		return a.String()
 	}

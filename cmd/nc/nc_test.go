@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/pkg/host"
 )
 
 // Command-line and name errors: netcat's one-line messages (usage where
@@ -72,7 +73,7 @@ func TestResolver(t *testing.T) {
 	}
 	defer ln.Close()
 	asked := 0
-	cfg := Config{Resolve: func(_ context.Context, name string) ([]netip.Addr, error) {
+	cfg := Config{Resolve: func(_ context.Context, _ host.Host, _ func(string) string, name string) ([]netip.Addr, error) {
 		asked++
 		if name != "web.lab" {
 			return nil, errors.New("Name or service not known")

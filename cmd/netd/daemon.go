@@ -167,7 +167,7 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 		ln.Close()
 		return nil, err
 	}
-	d.srv = api.NewServer(h, api.ServerOptions{ErrorLog: logger})
+	d.srv = api.NewServer(h, api.ServerOptions{ErrorLog: logger, ResolvConf: d.cfg.ResolvConf})
 	go func() { d.served <- d.srv.Serve(ln) }()
 	var links []string
 	for i, l := range cfg.Links {

@@ -102,8 +102,10 @@ For more details see ping(8).
 // Resolver turns a destination name into an address of family
 // (syscall.AF_INET, AF_INET6, or 0 for either) and the canonical name to
 // print. Errors are printed as "ping: NAME: " + err.Error(), so a
-// resolver returns getaddrinfo's texts ("Name or service not known").
-type Resolver func(ctx context.Context, name string, family int) (addr netip.Addr, canonical string, err error)
+// resolver returns getaddrinfo's texts ("Name or service not known"). h
+// is the host ping runs on (its queries go through it), getenv the
+// applet's environment.
+type Resolver func(ctx context.Context, h host.Host, getenv func(string) string, name string, family int) (addr netip.Addr, canonical string, err error)
 
 // Config holds what the embedding program may plug in; the zero value
 // is ping with IP literals only, the real clock and the real uid.
@@ -412,7 +414,7 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 	}
 	defer h.Close()
 
-	t, uerr := resolve(ctx, cfg, o, o.args[0])
+	t, uerr := resolve(ctx, h, env.Getenv, cfg, o, o.args[0])
 	if uerr != nil {
 		fmt.Fprintf(env.Stderr, "ping: %s\n", uerr.msg)
 		return uerr.status
@@ -439,7 +441,7 @@ type target struct {
 	v6       bool
 }
 
-func resolve(ctx context.Context, cfg Config, o *options, dest string) (target, *usageError) {
+func resolve(ctx context.Context, h host.Host, getenv func(string) string, cfg Config, o *options, dest string) (target, *usageError) {
 	family := 0
 	switch o.family {
 	case 4:
@@ -458,7 +460,7 @@ func resolve(ctx context.Context, cfg Config, o *options, dest string) (target, 
 	if cfg.Resolve == nil {
 		return target{}, fail(exitFail, "%s: Name or service not known", dest)
 	}
-	a, canon, err := cfg.Resolve(ctx, dest, family)
+	a, canon, err := cfg.Resolve(ctx, h, getenv, dest, family)
 	if err != nil {
 		return target{}, fail(exitFail, "%s: %v", dest, err)
 	}

@@ -88,7 +88,7 @@ func TestGarbageNumber(t *testing.T) {
 // summary; its error text follows the name.
 func TestResolverHook(t *testing.T) {
 	a, _ := pair(t, 92, "")
-	cfg := Config{Resolve: func(_ context.Context, name string, family int) (netip.Addr, string, error) {
+	cfg := Config{Resolve: func(_ context.Context, _ host.Host, _ func(string) string, name string, family int) (netip.Addr, string, error) {
 		if name != "b.lab" {
 			return netip.Addr{}, "", errString("Temporary failure in name resolution")
 		}

@@ -17,8 +17,10 @@ import (
 
 	"github.com/stackbox/stackbox/cmd/arp"
 	"github.com/stackbox/stackbox/cmd/ifconfig"
+	"github.com/stackbox/stackbox/cmd/nc"
 	"github.com/stackbox/stackbox/cmd/netd"
 	"github.com/stackbox/stackbox/cmd/netstat"
+	"github.com/stackbox/stackbox/cmd/ping"
 	"github.com/stackbox/stackbox/cmd/route"
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/internal/hostopen"
@@ -43,6 +45,8 @@ func applets() []*applet.Applet {
 		route.Applet(hostopen.Open),
 		arp.Applet(hostopen.Open),
 		netstat.Applet(hostopen.Open),
+		ping.New(hostopen.Open, ping.Config{Resolve: hostopen.Resolve}),
+		nc.New(hostopen.Open, nc.Config{Resolve: hostopen.ResolveAll, Reverse: hostopen.ReverseName}),
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 type Client struct {
 	path string
 	tr   *http.Transport
+	ver  Version // what netd said at Dial
 
 	mu     sync.Mutex
 	closed bool
@@ -80,11 +81,15 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 		c.tr.CloseIdleConnections()
 		return nil, err
 	}
+	c.ver = v
 	return c, nil
 }
 
 // Path returns the socket path the client talks to.
 func (c *Client) Path() string { return c.path }
+
+// ResolvConf is the resolv.conf netd owns ("" when it did not say).
+func (c *Client) ResolvConf() string { return c.ver.ResolvConf }
 
 // Close releases the client's connections; later calls fail with EBADF.
 func (c *Client) Close() error {

@@ -39,6 +39,9 @@ type ServerOptions struct {
 	PeerCred func(net.Conn) (Cred, error)
 	// Version is reported by GET /v1/version.
 	Version string
+	// ResolvConf is the path of the resolv.conf the daemon writes,
+	// reported by GET /v1/version.
+	ResolvConf string
 	// ErrorLog receives the HTTP server's errors; nil: the log package's
 	// standard logger.
 	ErrorLog *log.Logger
@@ -212,7 +215,7 @@ func nonNil[T any](s []T) []T {
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Version{Name: serverName, API: APIVersion, PID: os.Getpid(), Version: s.opts.Version})
+	writeJSON(w, http.StatusOK, Version{Name: serverName, API: APIVersion, PID: os.Getpid(), Version: s.opts.Version, ResolvConf: s.opts.ResolvConf})
 }
 
 func (s *Server) interfaces(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,9 @@ type Version struct {
 	API     int    `json:"api"`  // APIVersion
 	PID     int    `json:"pid"`  // the daemon's process id
 	Version string `json:"version,omitempty"`
+	// ResolvConf is the resolv.conf netd owns, which the tools' resolver
+	// reads.
+	ResolvConf string `json:"resolv_conf,omitempty"`
 }
 
 const serverName = "stackbox netd"
