@@ -3,10 +3,13 @@ package hostopen
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stackbox/stackbox/pkg/netd"
 	"github.com/stackbox/stackbox/pkg/stackhost"
@@ -58,5 +61,38 @@ func TestOpen(t *testing.T) {
 	defer c.Close()
 	if _, ok := c.(*netd.Client); !ok {
 		t.Fatalf("got %T, want the netd client", c)
+	}
+}
+
+// Resolver errors read as getaddrinfo's: a name that does not exist, and
+// a lookup no server answered (here nothing listens on the stack's
+// 127.0.0.1:53, glibc's default server).
+func TestResolveErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := stackhost.Start("emu:hostopen-" + t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "resolv.conf")
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(conf, []byte("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"), 0o644)
+	os.WriteFile(hosts, []byte("10.1.2.3 known.lab known\n"), 0o644)
+	env := map[string]string{"STACKBOX_RESOLV_CONF": conf, "STACKBOX_HOSTS": hosts}
+	getenv := func(k string) string { return env[k] }
+	a, canon, err := Resolve(ctx, h, getenv, "known", 0)
+	if err != nil || a != netip.MustParseAddr("10.1.2.3") || canon != "known" {
+		t.Errorf("hosts file: %v %q %v", a, canon, err)
+	}
+	if _, _, err := Resolve(ctx, h, getenv, "nosuch.lab", 0); err == nil || err.Error() != "Temporary failure in name resolution" {
+		t.Errorf("no server answers: %v", err)
+	}
+	if _, _, err := Resolve(ctx, h, getenv, "known", syscall.AF_INET6); err == nil || err.Error() != "Address family for hostname not supported" {
+		t.Errorf("IPv4-only name asked for IPv6: %v", err)
+	}
+	if n, err := ReverseName(ctx, h, getenv, netip.MustParseAddr("10.1.2.3")); err != nil || n != "known.lab" {
+		t.Errorf("reverse from the hosts file: %q, %v", n, err)
 	}
 }

@@ -83,9 +83,9 @@ func gaiError(err error) error {
 		if de.IsNotFound {
 			return &GAIError{gaiNoName, err}
 		}
-		if de.IsTemporary || de.IsTimeout {
-			return &GAIError{gaiAgain, err}
-		}
+		// No server gave an answer (refused, unreachable, garbled):
+		// glibc's res_search reports TRY_AGAIN, EAI_AGAIN.
+		return &GAIError{gaiAgain, err}
 	}
 	return &GAIError{gaiFail, err}
 }
