@@ -316,7 +316,8 @@ func (r *run) attempt(ctx context.Context, d *download, u *url.URL) outcome {
 				r.logf(logNotQuiet, "Authentication selected: %s\n", chal)
 				continue
 			}
-			r.logf(logNotQuiet, "\nUsername/Password Authentication Failed.\n")
+			r.logf(logVerbose, "\n")
+			r.logf(logNotQuiet, "Username/Password Authentication Failed.\n")
 			return outcome{status: exitAuth}
 		}
 		return r.response(ctx, d, u, resp, restval)

@@ -159,7 +159,9 @@ func handlers() http.Handler {
 		}
 		io.WriteString(w, "identity\n")
 	})
-	mux.HandleFunc("/dir", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/dir/", http.StatusMovedPermanently) })
+	mux.HandleFunc("/dir", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/dir/", http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("/dir/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in dir\n") })
 	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/loop", http.StatusFound) })
 	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
@@ -277,4 +279,302 @@ func TestDownload(t *testing.T) {
 		``,
 		`%STAMP% \(%RATE%\) - '`+q(filepath.Join(dir, "b2"))+`' saved \[200000/200000\]`,
 		``, ``)
+}
+
+// Chunked and gzip bodies, redirects with keep-alive, the redirect
+// limit, cookies across a redirect, -S, headers and POST.
+func TestProtocol(t *testing.T) {
+	a, b := pair(t, 32)
+	serve(t, b, "10.32.0.2:80", handlers())
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+
+	r := runWget(t, a, "-O", out, "http://10.32.0.2/chunked")
+	match(t, "chunked", r.err,
+		`--%STAMP%--  http://10\.32\.0\.2/chunked`,
+		`Connecting to 10\.32\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 200 OK`,
+		`Length: unspecified \[text/plain\]`,
+		`Saving to: '`+q(out)+`'`,
+		``,
+		`     0K {55}  %DOTRATE%=[0-9.]+s`,
+		``,
+		`%STAMP% \(%RATE%\) - '`+q(out)+`' saved \[7\]`,
+		``, ``)
+	if got, _ := os.ReadFile(out); r.status != 0 || string(got) != "abcdef\n" {
+		t.Errorf("chunked: exit %d, file %q", r.status, got)
+	}
+
+	// gzip is asked for and decoded only with --compression.
+	if r := runWget(t, a, "-q", "-O", "-", "http://10.32.0.2/gz"); r.out != "identity\n" {
+		t.Errorf("default compression none: %+v", r)
+	}
+	r = runWget(t, a, "--compression=gzip", "-O", "-", "http://10.32.0.2/gz")
+	if r.status != 0 || r.out != strings.Repeat("gzip data\n", 100) {
+		t.Errorf("--compression=gzip: exit %d, %d bytes %q", r.status, len(r.out), r.err)
+	}
+	if !regexp.MustCompile(`written to stdout \[1000\]\n\n$`).MatchString(r.err) {
+		t.Errorf("--compression=gzip: the size is not the decoded one without a total: %q", r.err)
+	}
+
+	// A redirect, followed on the same connection.
+	r = runWget(t, a, "-O", out, "http://10.32.0.2/dir")
+	match(t, "redirect", r.err,
+		`--%STAMP%--  http://10\.32\.0\.2/dir`,
+		`Connecting to 10\.32\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 301 Moved Permanently`,
+		`Location: /dir/ \[following\]`,
+		`--%STAMP%--  http://10\.32\.0\.2/dir/`,
+		`Reusing existing connection to 10\.32\.0\.2:80\.`,
+		`HTTP request sent, awaiting response\.\.\. 200 OK`,
+		`Length: 7 \[text/plain\]`,
+		`Saving to: '`+q(out)+`'`,
+		``,
+		`     0K {55}100%%DOTRATE%=[0-9.]+s`,
+		``,
+		`%STAMP% \(%RATE%\) - '`+q(out)+`' saved \[7/7\]`,
+		``, ``)
+	// Without -O the name is the first URL's, as wget does not trust
+	// the redirect's.
+	r = runWget(t, a, "-nv", "-P", dir, "http://10.32.0.2/dir")
+	if got, _ := os.ReadFile(filepath.Join(dir, "dir")); r.status != 0 || string(got) != "in dir\n" {
+		t.Errorf("redirect's file: exit %d, %q, %q", r.status, got, r.err)
+	}
+
+	// The loop hits --max-redirect: exit 8 after max+1 responses.
+	r = runWget(t, a, "--max-redirect=3", "-O", out, "http://10.32.0.2/loop")
+	if r.status != 8 || strings.Count(r.err, "302 Found\nLocation: /loop [following]\n") != 4 ||
+		!strings.HasSuffix(r.err, "[following]\n3 redirections exceeded.\n") || strings.Count(r.err, "Connecting to") != 1 {
+		t.Errorf("redirect loop: exit %d, stderr %q", r.status, r.err)
+	}
+	if r := runWget(t, a, "-nv", "-O", out, "http://10.32.0.2/loop"); r.status != 8 || r.err != "20 redirections exceeded.\n" {
+		t.Errorf("redirect loop -nv: %+v", r)
+	}
+
+	// A cookie set with a redirect is sent to its target.
+	if r := runWget(t, a, "-q", "-O", "-", "http://10.32.0.2/setcookie"); r.status != 0 || r.out != "cookie ok\n" {
+		t.Errorf("cookies: %+v", r)
+	}
+	if r := runWget(t, a, "-q", "--no-cookies", "-O", "-", "http://10.32.0.2/setcookie"); r.status != 8 {
+		t.Errorf("--no-cookies: %+v", r)
+	}
+
+	// -S prints the response as sent.
+	r = runWget(t, a, "-S", "-O", out, "http://10.32.0.2/")
+	match(t, "-S", r.err,
+		`--%STAMP%--  http://10\.32\.0\.2/`,
+		`Connecting to 10\.32\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. `,
+		`  HTTP/1\.1 200 OK`,
+		`  Content-Type: text/html`,
+		`  Date: .* GMT`,
+		`  Content-Length: 13`,
+		`Length: 13 \[text/html\]`,
+		`(?s).*`)
+
+	// -U, --header, and the Range -c sends (none for a missing file).
+	r = runWget(t, a, "-q", "-O", "-", "-U", "agent/1", "--header", "X-Test: yes", "http://10.32.0.2/headers")
+	if r.out != "UA=agent/1 X=yes Range=\"\"\n" {
+		t.Errorf("-U --header: %+v", r)
+	}
+	if r := runWget(t, a, "-q", "-O", "-", "http://10.32.0.2/headers"); r.out != "UA=Wget/1.21.3 X= Range=\"\"\n" {
+		t.Errorf("default User-Agent: %+v", r)
+	}
+	if r := runWget(t, a, "-q", "-O", "-", "--post-data=a=1&b=2", "http://10.32.0.2/post"); r.out != "POST application/x-www-form-urlencoded a=1&b=2\n" {
+		t.Errorf("--post-data: %+v", r)
+	}
+}
+
+// Server errors exit 8 with wget's ERROR line, --spider checks without
+// saving, -O FILE is created even when the URL fails, several URLs exit
+// with the lowest error.
+func TestErrors(t *testing.T) {
+	a, b := pair(t, 33)
+	serve(t, b, "10.33.0.2:80", handlers())
+	dir := t.TempDir()
+
+	r := runWget(t, a, "-P", dir, "http://10.33.0.2/nosuch")
+	match(t, "404", r.err,
+		`--%STAMP%--  http://10\.33\.0\.2/nosuch`,
+		`Connecting to 10\.33\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 404 Not Found`,
+		`%STAMP% ERROR 404: Not Found\.`,
+		``, ``)
+	if r.status != 8 {
+		t.Errorf("404: exit %d", r.status)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nosuch")); err == nil {
+		t.Errorf("404 left a file")
+	}
+	r = runWget(t, a, "-nv", "http://10.33.0.2/500")
+	match(t, "500 -nv", r.err, `http://10\.33\.0\.2/500:`, `%STAMP% ERROR 500: Internal Server Error\.`, ``)
+	x404 := filepath.Join(dir, "x404")
+	os.WriteFile(x404, []byte("old"), 0o644)
+	if r := runWget(t, a, "-q", "-O", x404, "http://10.33.0.2/nosuch"); r.status != 8 || r.err != "" {
+		t.Errorf("-q -O 404: %+v", r)
+	}
+	if fi, err := os.Stat(x404); err != nil || fi.Size() != 0 {
+		t.Errorf("-O FILE of a 404 is not an empty file: %v %v", fi, err)
+	}
+
+	r = runWget(t, a, "--spider", "http://10.33.0.2/nosuch")
+	match(t, "spider 404", r.err,
+		`Spider mode enabled\. Check if remote file exists\.`,
+		`--%STAMP%--  http://10\.33\.0\.2/nosuch`,
+		`Connecting to 10\.33\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 404 Not Found`,
+		`Remote file does not exist -- broken link!!!`,
+		``, ``)
+	if r.status != 8 {
+		t.Errorf("spider 404: exit %d", r.status)
+	}
+	r = runWget(t, a, "--spider", "http://10.33.0.2/")
+	match(t, "spider html", r.err,
+		`Spider mode enabled\. Check if remote file exists\.`,
+		`--%STAMP%--  http://10\.33\.0\.2/`,
+		`Connecting to 10\.33\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 200 OK`,
+		`Length: 13 \[text/html\]`,
+		`Remote file exists and could contain further links,`,
+		`but recursion is disabled -- not retrieving\.`,
+		``, ``)
+	r = runWget(t, a, "--spider", "http://10.33.0.2/big200k.txt")
+	if r.status != 0 || !strings.HasSuffix(r.err, "Length: 200000 (195K) [text/plain]\nRemote file exists.\n\n") {
+		t.Errorf("spider file: %+v", r)
+	}
+	if r := runWget(t, a, "-nv", "--spider", "http://10.33.0.2/big200k.txt"); !regexp.MustCompile(`^` + stampRE + ` URL: http://10\.33\.0\.2/big200k\.txt 200 OK\n$`).MatchString(r.err) {
+		t.Errorf("spider -nv: %+v", r)
+	}
+
+	// Refused, then a 404, then OK: the lowest error status wins.
+	r = runWget(t, a, "-nv", "-O", filepath.Join(dir, "multi"), "http://10.33.0.2/nosuch", "http://10.33.0.2:81/", "http://10.33.0.2/")
+	if r.status != 4 {
+		t.Errorf("404 + refused + ok: exit %d, %q", r.status, r.err)
+	}
+	r = runWget(t, a, "-nv", "-O", filepath.Join(dir, "multi"), "http://10.33.0.2/", "http://10.33.0.2/nosuch")
+	if r.status != 8 {
+		t.Errorf("ok + 404: exit %d, %q", r.status, r.err)
+	}
+}
+
+// Connection refused exits 4 at once (no retries); a peer that does not
+// answer times out after -T and is tried -t times; a name without a
+// resolver does not resolve; bad URLs and bad options.
+func TestNetworkFailures(t *testing.T) {
+	a, _ := pair(t, 34)
+	r := runWget(t, a, "http://10.34.0.2:81/")
+	match(t, "refused", r.err,
+		`--%STAMP%--  http://10\.34\.0\.2:81/`,
+		`Connecting to 10\.34\.0\.2:81\.\.\. failed: Connection refused\.`, ``)
+	if r.status != 4 {
+		t.Errorf("refused: exit %d", r.status)
+	}
+	if r := runWget(t, a, "-nv", "http://10.34.0.2:81/"); r.status != 4 || r.err != "failed: Connection refused.\n" {
+		t.Errorf("refused -nv: %+v", r)
+	}
+	start := time.Now()
+	r = runWget(t, a, "-T", "1", "-t", "2", "--waitretry=0", "http://10.34.0.9/")
+	match(t, "timeout", r.err,
+		`--%STAMP%--  http://10\.34\.0\.9/`,
+		`Connecting to 10\.34\.0\.9:80\.\.\. failed: Connection timed out\.`,
+		`Retrying\.`,
+		``,
+		`--%STAMP%--  \(try: 2\)  http://10\.34\.0\.9/`,
+		`Connecting to 10\.34\.0\.9:80\.\.\. failed: Connection timed out\.`,
+		`Giving up\.`, ``, ``)
+	if d := time.Since(start); r.status != 4 || d < 2*time.Second || d > 10*time.Second {
+		t.Errorf("timeout: exit %d after %v", r.status, d)
+	}
+	r = runWget(t, a, "http://nosuch.lab/")
+	match(t, "no resolver", r.err,
+		`--%STAMP%--  http://nosuch\.lab/`,
+		`Resolving nosuch\.lab \(nosuch\.lab\)\.\.\. failed: Name or service not known\.`,
+		`wget: unable to resolve host address 'nosuch\.lab'`, ``)
+	if r.status != 4 {
+		t.Errorf("unresolvable: exit %d", r.status)
+	}
+	for _, c := range []struct {
+		args   []string
+		err    string
+		status int
+	}{
+		{nil, "wget: missing URL\n" + usageLines, 1},
+		{[]string{"--bogus", "http://x/"}, "wget: unrecognized option '--bogus'\n" + usageLines, 2},
+		{[]string{"-Z"}, "wget: invalid option -- 'Z'\n" + usageLines, 2},
+		{[]string{"-O"}, "wget: option requires an argument -- 'O'\n" + usageLines, 2},
+		{[]string{"--output-document"}, "wget: option '--output-document' requires an argument\n" + usageLines, 2},
+		{[]string{"--ou", "x"}, "wget: option '--ou' is ambiguous; possibilities: '--output-document' '--output-file'\n" + usageLines, 2},
+		{[]string{"-T", "abc", "http://x/"}, "wget: --timeout: Invalid time period 'abc'\n", 2},
+		{[]string{"--compression=bad", "http://x/"}, "wget: --compression: Invalid value 'bad'.\n", 2},
+		{[]string{"--header=bad", "http://x/"}, "wget: --header: Invalid header 'bad'.\n", 2},
+		{[]string{"ftp2://10.34.0.2/"}, "ftp2://10.34.0.2/: Unsupported scheme 'ftp2'.\n", 1},
+		{[]string{"http://x:abc/"}, "http://x:abc/: Bad port number.\n", 1},
+		{[]string{"http:///"}, "http:///: Invalid host name.\n", 1},
+	} {
+		if r := runWget(t, a, c.args...); r.err != c.err || r.status != c.status {
+			t.Errorf("wget %q: exit %d, stderr %q; want %d, %q", c.args, r.status, r.err, c.status, c.err)
+		}
+	}
+}
+
+// -c resumes with Range (206, appended, commas for the part there), and
+// a complete file gets 416: nothing to do; Basic authentication after a
+// challenge, and its failure exits 6.
+func TestContinueAndAuth(t *testing.T) {
+	a, b := pair(t, 35)
+	serve(t, b, "10.35.0.2:80", handlers())
+	dir := t.TempDir()
+	part := filepath.Join(dir, "big200k.txt")
+	os.WriteFile(part, []byte(bigBody()[:30000]), 0o644)
+
+	r := runWget(t, a, "-c", "-P", dir, "http://10.35.0.2/big200k.txt")
+	match(t, "-c", r.err,
+		`--%STAMP%--  http://10\.35\.0\.2/big200k\.txt`,
+		`Connecting to 10\.35\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 206 Partial Content`,
+		`Length: 200000 \(195K\), 170000 \(166K\) remaining \[text/plain\]`,
+		`Saving to: '`+q(part)+`'`,
+		``,
+		`     0K ,{10} ,{10} ,{9}\. \.{10} \.{10} 25%%DOTRATE% \d+s`,
+		`(?s).*`,
+		`%STAMP% \(%RATE%\) - '`+q(part)+`' saved \[200000/200000\]`,
+		``, ``)
+	if got, _ := os.ReadFile(part); r.status != 0 || string(got) != bigBody() {
+		t.Errorf("-c: exit %d, file of %d bytes", r.status, len(got))
+	}
+	r = runWget(t, a, "-c", "-P", dir, "http://10.35.0.2/big200k.txt")
+	match(t, "-c complete", r.err,
+		`--%STAMP%--  http://10\.35\.0\.2/big200k\.txt`,
+		`Connecting to 10\.35\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 416 Requested Range Not Satisfiable`,
+		``,
+		`    The file is already fully retrieved; nothing to do\.`,
+		``, ``)
+	if r.status != 0 {
+		t.Errorf("416: exit %d", r.status)
+	}
+
+	r = runWget(t, a, "-O", "-", "--user=alice", "--password=s3cret", "http://10.35.0.2/auth")
+	if r.status != 0 || r.out != "welcome alice\n" {
+		t.Errorf("basic auth: %+v", r)
+	}
+	match(t, "basic auth", r.err,
+		`--%STAMP%--  http://10\.35\.0\.2/auth`,
+		`Connecting to 10\.35\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 401 Unauthorized`,
+		`Authentication selected: Basic realm="test"`,
+		`Reusing existing connection to 10\.35\.0\.2:80\.`,
+		`HTTP request sent, awaiting response\.\.\. 200 OK`,
+		`(?s).*`)
+	if r := runWget(t, a, "-q", "-O", "-", "http://alice:s3cret@10.35.0.2/auth"); r.out != "welcome alice\n" {
+		t.Errorf("credentials in the URL: %+v", r)
+	}
+	r = runWget(t, a, "-O", "-", "--user=alice", "--password=wrong", "http://alice:wrong@10.35.0.2/auth")
+	if r.status != 6 || !strings.HasSuffix(r.err, "401 Unauthorized\n\nUsername/Password Authentication Failed.\n") ||
+		!strings.Contains(r.err, "http://alice:*password*@10.35.0.2/auth") || strings.Contains(r.err, "wrong") {
+		t.Errorf("wrong password: %+v", r)
+	}
+	if r := runWget(t, a, "-nv", "-O", "-", "http://10.35.0.2/auth"); r.status != 6 || r.err != "Username/Password Authentication Failed.\n" {
+		t.Errorf("no credentials: %+v", r)
+	}
 }
