@@ -97,11 +97,11 @@ func (d *dots) rowStats(elapsed time.Duration, last bool) {
 	if d.total > 0 {
 		fmt.Fprintf(d.w, "%3d%%", int(100*float64(displayed)/float64(d.total)))
 	}
-	thisRow := int64(rowBytes)
+	thisRow, row := int64(rowBytes), d.rows-1 // the row just completed
 	if last {
-		thisRow = d.dots*dotBytes + d.accumulated
+		thisRow, row = d.dots*dotBytes+d.accumulated, d.rows
 	}
-	if d.rows == d.initial/rowBytes {
+	if row == d.initial/rowBytes { // less the part that was there
 		thisRow -= d.initial % rowBytes
 	}
 	rate, unit := calcRate(thisRow, elapsed-d.lastTimer)
