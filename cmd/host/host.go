@@ -219,7 +219,9 @@ func parse(args []string) (*options, error) {
 				if err != nil || n < 0 {
 					return nil, &exitError{fmt.Sprintf("host: invalid retries '%s'", val), 1}
 				}
-				o.tries = n + 1
+				// The retries after the first try; bind's host makes
+				// at least two tries whatever -R says (-R 0 tries twice).
+				o.tries = max(n+1, 2)
 			}
 		}
 	}
@@ -386,7 +388,12 @@ func (p *printer) print(l lookup, a *dighost.Answer) bool {
 		qname = m.Question[0].Name
 	}
 	defer func() {
-		if p.o.verbose {
+		if !p.o.verbose {
+			return
+		}
+		// A final NXDOMAIN goes through dighost's search branch and its
+		// general one, each saying what was received: bind prints it twice.
+		for range 1 + btoi(m.Rcode == dns.RcodeNameError) {
 			fmt.Fprintf(p.w, "Received %d bytes from %s in %d ms\n", a.Size, a.Server, a.RTT.Milliseconds())
 		}
 	}()
@@ -439,4 +446,11 @@ func (p *printer) section(title string, rrs []dns.RR, qs []dns.Question) {
 		}
 		fmt.Fprintln(p.w, dighost.ZoneLine(rr))
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

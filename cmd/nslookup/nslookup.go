@@ -259,9 +259,10 @@ func (p *printer) lookupAll(ctx context.Context, s *dighost.Settings) int {
 			if a.Msg.Rcode != dns.RcodeNameError {
 				break
 			}
-			// -debug sets showsearch: each name tried is shown.
-			if o.debug {
-				p.detail(a.Msg)
+			// -debug sets showsearch: each answer of the search is
+			// printed, not only the last.
+			if o.debug && fq != s.Names(l.name)[len(s.Names(l.name))-1] {
+				p.print(l, a)
 			}
 		}
 		if !p.print(l, a) {
@@ -286,8 +287,10 @@ func (p *printer) print(l lookup, a *dighost.Answer) bool {
 		p.detail(m)
 	}
 	if m.Rcode != dns.RcodeSuccess {
+		// The name asked, search domain and all (bind prints
+		// lookup->name).
 		name := l.textname
-		if m.Rcode != dns.RcodeNameError && len(m.Question) > 0 {
+		if len(m.Question) > 0 {
 			name = dighost.Bare(m.Question[0].Name)
 		}
 		fmt.Fprintf(p.w, "** server can't find %s: %s\n", name, dighost.RcodeString(m.Rcode))

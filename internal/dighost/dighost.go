@@ -74,27 +74,21 @@ type Answer struct {
 }
 
 // Names are the fully qualified names dighost tries for name, in order
-// (setup_lookup and next_origin): an absolute name as is; with fewer than
-// ndots dots the search domains first and the name as is last; with
-// ndots or more the name as is first and then the search domains.
+// (setup_lookup and next_origin as bind 9.18 runs them): an absolute name,
+// or one with at least ndots dots, only as is; one with fewer dots with
+// each search domain and then as is. (glibc would try a dotted name with
+// the search domains too; bind's tools do not.)
 func (s *Settings) Names(name string) []string {
-	if strings.HasSuffix(name, ".") || !s.UseSearch || len(s.Search) == 0 {
+	if strings.HasSuffix(name, ".") || !s.UseSearch || strings.Count(name, ".") >= s.Ndots {
 		return []string{dns.Fqdn(name)}
 	}
 	var out []string
-	asIs := strings.Count(name, ".") >= s.Ndots
-	if asIs {
-		out = append(out, name+".")
-	}
 	for _, d := range s.Search {
 		if fq := name + "." + dns.Fqdn(strings.TrimSuffix(d, ".")); len(fq) <= 254 {
 			out = append(out, fq)
 		}
 	}
-	if !asIs {
-		out = append(out, name+".")
-	}
-	return out
+	return append(out, name+".")
 }
 
 // Lookup asks for name's qtype records through the search list: an
