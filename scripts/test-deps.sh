@@ -12,6 +12,8 @@ set -u
 # the kernel-side tools of the network layer's interop tests; dnsmasq
 # (the binary only, no system service) is pkg/resolver's real nameserver.
 # netcat-openbsd and socat are the kernel-side peers of cmd/nc's tests.
+# busybox-static (not busybox, which lacks the applet) has the telnetd
+# that cmd/telnet's interop test talks to.
 need=(
 	"tshark:tshark"
 	"ip:iproute2"
@@ -24,6 +26,7 @@ need=(
 	"dnsmasq:dnsmasq-base"
 	"nc.openbsd:netcat-openbsd"
 	"socat:socat"
+	"/usr/share/doc/busybox-static/copyright:busybox-static"
 )
 
 missing=()
