@@ -13,7 +13,8 @@ set -u
 # (the binary only, no system service) is pkg/resolver's real nameserver.
 # netcat-openbsd and socat are the kernel-side peers of cmd/nc's tests.
 # busybox-static (not busybox, which lacks the applet) has the telnetd
-# that cmd/telnet's interop test talks to.
+# that cmd/telnet's interop test talks to. GNU wget is the oracle cmd/wget's
+# interop test compares its log with.
 need=(
 	"tshark:tshark"
 	"ip:iproute2"
@@ -27,6 +28,7 @@ need=(
 	"nc.openbsd:netcat-openbsd"
 	"socat:socat"
 	"/usr/share/doc/busybox-static/copyright:busybox-static"
+	"wget:wget"
 )
 
 missing=()

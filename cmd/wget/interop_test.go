@@ -1,0 +1,142 @@
+//go:build linux
+
+package wget
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/pkg/socket"
+	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/stackhost"
+)
+
+// kernelLab puts our stack (10.97.0.2) on a TAP whose other side is the
+// kernel (10.97.0.1) in a namespace of the test's own. It skips without
+// root.
+func kernelLab(t *testing.T) (*netlab.Lab, *stackhost.Host) {
+	t.Helper()
+	lab := netlab.New(t)
+	tp := lab.AddTAP(t, netlab.TAPConfig{Addrs: []netip.Prefix{netip.MustParsePrefix("10.97.0.1/24")}})
+	s := stack.New(stack.Options{})
+	t.Cleanup(func() { s.Close() })
+	n, err := s.AddNIC(tp.Endpoint, stack.NICOptions{Name: "eth0", NoDAD: true, NoAutoconf: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix("10.97.0.2/24")}); err != nil {
+		t.Fatal(err)
+	}
+	n.SetUp(true)
+	return lab, stackhost.New(socket.NewInet(s))
+}
+
+func need(t *testing.T, tool, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s not installed (Debian %s; scripts/test-deps.sh installs it): skipping", tool, pkg)
+	}
+}
+
+// kernelListening waits (at most 10 s) until the namespace listens on
+// TCP port.
+func kernelListening(t *testing.T, lab *netlab.Lab, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		out, err := lab.Run(ctx, "ss", "-Hlnt", fmt.Sprintf("sport = :%d", port))
+		cancel()
+		if err == nil && len(bytes.TrimSpace(out)) > 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("kernel: nothing listening on TCP port %d after 10 s", port)
+}
+
+// shape is a wget log with what differs between runs (times, rates,
+// ETAs) replaced.
+func shape(s string) string {
+	s = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`).ReplaceAllString(s, "STAMP")
+	s = regexp.MustCompile(`\([0-9.]+ [KMG]?B/s\)`).ReplaceAllString(s, "(RATE)")
+	return regexp.MustCompile(`(?m) +[0-9.]+[ KMG](=[0-9.]+s| [0-9smhd]+)?$`).ReplaceAllString(s, " RATE")
+}
+
+// Our wget against python3's http.server in the kernel's namespace (an
+// HTTP/1.0 server that closes each connection): a page, a 100 KB file,
+// the directory redirect, a 404 and a refused port, each with the
+// status and the body the real /usr/bin/wget gets from the same server
+// (run in the namespace), and the same log once times and rates are
+// taken out.
+func TestKernelHTTPServer(t *testing.T) {
+	need(t, "python3", "python3")
+	lab, h := kernelLab(t)
+	root := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 100000/16)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("hello from the kernel\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644)
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	os.WriteFile(filepath.Join(root, "dir", "index.html"), []byte("in dir\n"), 0o644)
+	lab.Start(t, "python3", "-m", "http.server", "--bind", "10.97.0.1", "--directory", root, "8000")
+	kernelListening(t, lab, 8000)
+
+	_, real := exec.LookPath("wget")
+	cases := []struct {
+		path   string
+		status int
+		body   []byte
+	}{
+		{"/", 0, []byte("hello from the kernel\n")},
+		{"/big.bin", 0, big},
+		{"/dir", 0, []byte("in dir\n")},
+		{"/nosuch", 8, nil},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		url := "http://10.97.0.1:8000" + c.path
+		ours := filepath.Join(dir, fmt.Sprintf("ours%d", i))
+		r := runWget(t, h, "-O", ours, url)
+		got, _ := os.ReadFile(ours)
+		if r.status != c.status || !bytes.Equal(got, c.body) {
+			t.Errorf("%s: exit %d (want %d), %d bytes (want %d); stderr %q", url, r.status, c.status, len(got), len(c.body), r.err)
+		}
+		if real != nil {
+			continue
+		}
+		theirs := filepath.Join(dir, fmt.Sprintf("theirs%d", i))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := lab.Run(ctx, "env", "LC_ALL=C", "wget", "--no-config", "-O", theirs, url)
+		cancel()
+		status := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("real wget: %v", err)
+		}
+		want := strings.ReplaceAll(shape(string(out)), theirs, ours)
+		if status != r.status || shape(r.err) != want {
+			t.Errorf("%s: ours exit %d:\n%s\nGNU wget exit %d:\n%s", url, r.status, shape(r.err), status, want)
+		}
+	}
+
+	r := runWget(t, h, "http://10.97.0.1:8001/")
+	if r.status != 4 || !strings.HasSuffix(r.err, "Connecting to 10.97.0.1:8001... failed: Connection refused.\n") {
+		t.Errorf("refused by the kernel: %+v", r)
+	}
+	if real != nil {
+		t.Logf("GNU wget not installed (Debian wget; scripts/test-deps.sh installs it): compared statuses and bodies only")
+	}
+}
