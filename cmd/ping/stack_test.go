@@ -433,7 +433,7 @@ func TestFlood(t *testing.T) {
 	if strings.Count(marks, ".") != 20 || strings.Count(marks, "\b \b") != 20 || len(marks) != 20*4 {
 		t.Errorf("flood marks %q", marks)
 	}
-	mustMatch(t, "summary", r.out, `\nrtt min/avg/max/mdev = [0-9./]+ ms, ipg/ewma \d+\.\d{3}/\d+\.\d{3} ms\n$`)
+	mustMatch(t, "summary", r.out, `\nrtt min/avg/max/mdev = [0-9./]+ ms(, pipe \d+)?, ipg/ewma \d+\.\d{3}/\d+\.\d{3} ms\n$`)
 }
 
 // A user may not flood nor go under 2 ms: the message comes after the

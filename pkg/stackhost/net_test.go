@@ -24,6 +24,8 @@ func TestNetDialListenAndOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	hold := make(chan struct{}) // the accepted socket stays open until the checks are done
+	defer close(hold)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -31,6 +33,8 @@ func TestNetDialListenAndOwners(t *testing.T) {
 		}
 		defer c.Close()
 		io.Copy(c, c)
+		c.(interface{ CloseWrite() error }).CloseWrite()
+		<-hold
 	}()
 	c, err := a.Dial(ctx, "tcp", "10.61.0.2:7000", &host.SocketOptions{
 		Local:   netip.MustParseAddrPort("10.61.0.1:41000"),
