@@ -753,9 +753,12 @@ func (r *run) save(ctx context.Context, d *download, u *url.URL, resp *http.Resp
 		if ctx.Err() != nil {
 			return outcome{status: exitSignal}
 		}
-		if total > 0 {
+		switch {
+		case errors.Is(readErr, io.ErrUnexpectedEOF):
+			r.logf(logVerbose, "%s (%s) - Connection closed at byte %d. ", r.stamp(), rate, got)
+		case total > 0:
 			r.logf(logVerbose, "%s (%s) - Read error at byte %d/%d (%s). ", r.stamp(), rate, got, total, strerror(readErr))
-		} else {
+		default:
 			r.logf(logVerbose, "%s (%s) - Read error at byte %d (%s). ", r.stamp(), rate, got, strerror(readErr))
 		}
 		if !decoded {

@@ -1,6 +1,7 @@
 package wget
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -576,5 +577,83 @@ func TestContinueAndAuth(t *testing.T) {
 	}
 	if r := runWget(t, a, "-nv", "-O", "-", "http://10.35.0.2/auth"); r.status != 6 || r.err != "Username/Password Authentication Failed.\n" {
 		t.Errorf("no credentials: %+v", r)
+	}
+}
+
+// rawServer answers each connection on h's addr with fn's bytes for the
+// request it read (one request a connection), then closes.
+func rawServer(t *testing.T, h host.Host, addr string, fn func(n int, req *http.Request) string) {
+	t.Helper()
+	l, err := h.Listen(context.Background(), "tcp", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err == nil {
+				io.WriteString(c, fn(n, req))
+			}
+			c.Close()
+		}
+	}()
+}
+
+// A body cut short is tried again from where it stopped (Range, 206);
+// an HTTP/1.0 body that ends with the connection is complete.
+func TestRetryResume(t *testing.T) {
+	a, b := pair(t, 37)
+	body := strings.Repeat("0123456789", 500)
+	rawServer(t, b, "10.37.0.2:80", func(n int, req *http.Request) string {
+		if req.URL.Path == "/http10" {
+			return "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold-style body\n"
+		}
+		if rng := req.Header.Get("Range"); rng != "" {
+			var start int
+			fmt.Sscanf(rng, "bytes=%d-", &start)
+			return fmt.Sprintf("HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\nContent-Range: bytes %d-4999/5000\r\n\r\n%s", 5000-start, start, body[start:])
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nContent-Type: text/plain\r\n\r\n" + body[:2000]
+	})
+	out := filepath.Join(t.TempDir(), "part")
+	r := runWget(t, a, "--waitretry=0", "-O", out, "http://10.37.0.2/f")
+	match(t, "resumed", r.err,
+		`--%STAMP%--  http://10\.37\.0\.2/f`,
+		`Connecting to 10\.37\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 200 OK`,
+		`Length: 5000 \(4\.9K\) \[text/plain\]`,
+		`Saving to: '`+q(out)+`'`,
+		``,
+		`     0K \. {54}40%%DOTRATE%=[0-9.]+s`,
+		``,
+		`%STAMP% \(%RATE%\) - Connection closed at byte 2000\. Retrying\.`,
+		``,
+		`--%STAMP%--  \(try: 2\)  http://10\.37\.0\.2/f`,
+		`Connecting to 10\.37\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. 206 Partial Content`,
+		`Length: 5000 \(4\.9K\), 3000 \(2\.9K\) remaining`,
+		`Saving to: '`+q(out)+`'`,
+		``,
+		`     0K ,\.\.\. {50}100%%DOTRATE%=[0-9.]+s`,
+		``,
+		`%STAMP% \(%RATE%\) - '`+q(out)+`' saved \[5000/5000\]`,
+		``, ``)
+	if got, _ := os.ReadFile(out); r.status != 0 || string(got) != body {
+		t.Errorf("resumed: exit %d, %d bytes", r.status, len(got))
+	}
+	r = runWget(t, a, "-t", "1", "-O", "-", "http://10.37.0.2/f")
+	if r.status != 4 || !strings.HasSuffix(r.err, "Connection closed at byte 2000. Giving up.\n\n") {
+		t.Errorf("-t 1: %+v", r)
+	}
+	r = runWget(t, a, "-O", "-", "http://10.37.0.2/http10")
+	if r.status != 0 || r.out != "old-style body\n" || !strings.Contains(r.err, "Length: unspecified [text/plain]\n") ||
+		!strings.Contains(r.err, "' saved [15]\n") && !strings.Contains(r.err, "written to stdout [15]\n") {
+		t.Errorf("HTTP/1.0: %+v", r)
 	}
 }
