@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -160,7 +161,7 @@ func (t *tracer) open(data int) (method, error) {
 func (t *tracer) timeout(idx int) time.Duration {
 	const prec = 0.001 // DEF_WAIT_PREC
 	limit := func(v float64) time.Duration {
-		return time.Duration(min(v, t.o.wait) * float64(time.Second))
+		return time.Duration(math.Round(min(v, t.o.wait)*1e6)) * time.Microsecond
 	}
 	nq := t.o.nprobes
 	if t.o.here > 0 {

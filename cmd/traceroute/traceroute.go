@@ -209,7 +209,7 @@ var longNames = map[string]byte{
 // parse reads argv (without argv[0]) as traceroute 2.1's CLIF does:
 // clustered flags (-nI), values attached (-q1, -w1,2,3) or following,
 // options anywhere among the operands, "--" ending options, long names
-// as --name=VALUE or --name VALUE, and our --link SPEC. Complaints name
+// as --name=VALUE, and our --link SPEC (or --link=SPEC). Complaints name
 // the argv index ("argc N") as traceroute's do.
 func parse(name string, args []string) (*options, *usageError) {
 	o := &options{first: 1, max: 30, nprobes: 3, sim: defSimProbes, wait: 5, here: 3, near: 10,
@@ -248,11 +248,8 @@ func parse(name string, args []string) (*options, *usageError) {
 				return nil, usagef("Bad option `%s' (argc %d)", a, argc)
 			}
 			if strings.IndexByte(withValue, c) >= 0 && !hasVal {
-				if i+1 >= len(args) {
-					return nil, usagef("Option `%s' (argc %d) requires an argument: `%s=%s'", a, argc, a, argNames[c])
-				}
-				i++
-				val = args[i]
+				// CLIF takes a long option's value only after "=".
+				return nil, usagef("Option `%s' (argc %d) requires an argument: `%s=%s'", a, argc, a, argNames[c])
 			}
 			if err := o.set(c, "--"+long, val, argc); err != nil {
 				return nil, err
@@ -268,7 +265,7 @@ func parse(name string, args []string) (*options, *usageError) {
 					val = a[j+1:]
 				case i+1 < len(args):
 					i++
-					val = args[i]
+					val, argc = args[i], i+1 // CLIF names the value's place
 				default:
 					return nil, usagef("Option `-%c' (argc %d) requires an argument: `-%c %s'", c, argc, c, argNames[c])
 				}
