@@ -5,8 +5,13 @@ package wget
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -139,4 +144,84 @@ func TestKernelHTTPServer(t *testing.T) {
 	if real != nil {
 		t.Logf("GNU wget not installed (Debian wget; scripts/test-deps.sh installs it): compared statuses and bodies only")
 	}
+}
+
+// compare runs our wget on h and GNU wget in the lab with the same
+// arguments (-O FILE replaced by one of each's) and fails unless the
+// exit statuses, the files and the logs' shapes agree. Without GNU
+// wget it checks our status against want only.
+func compare(t *testing.T, lab *netlab.Lab, h *stackhost.Host, dir string, want int, args ...string) {
+	t.Helper()
+	ours, theirs := filepath.Join(dir, "ours"), filepath.Join(dir, "theirs")
+	os.Remove(ours)
+	os.Remove(theirs)
+	r := runWget(t, h, append([]string{"-O", ours}, args...)...)
+	if r.status != want {
+		t.Errorf("wget %q: exit %d, want %d; stderr %q", args, r.status, want, r.err)
+	}
+	if _, err := exec.LookPath("wget"); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	out, err := lab.Run(ctx, "env", append([]string{"LC_ALL=C", "wget", "--no-config", "-O", theirs}, args...)...)
+	cancel()
+	status := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("GNU wget: %v", err)
+	}
+	date := regexp.MustCompile(`(?m)^  Date: .*$`)
+	g := date.ReplaceAllString(strings.ReplaceAll(shape(string(out)), theirs, ours), "  Date: DATE")
+	o := date.ReplaceAllString(shape(r.err), "  Date: DATE")
+	if status != r.status || o != g {
+		t.Errorf("wget %q: ours exit %d:\n%s\nGNU wget exit %d:\n%s", args, r.status, o, status, g)
+	}
+	a, _ := os.ReadFile(ours)
+	b, _ := os.ReadFile(theirs)
+	if !bytes.Equal(a, b) {
+		t.Errorf("wget %q: ours saved %q, GNU wget %q", args, a, b)
+	}
+}
+
+// A Go net/http server in the kernel's namespace, over HTTP and HTTPS
+// (a certificate for 10.97.0.1 from a CA made here), against GNU wget
+// (GnuTLS) for the same URLs: verification with --ca-certificate, an
+// unknown issuer (exit 5), --no-check-certificate, chunked and gzip
+// bodies, -S, a redirect on a kept-alive connection, Basic auth after a
+// challenge, --spider and -nv.
+func TestKernelGoServer(t *testing.T) {
+	lab, h := kernelLab(t)
+	pki := newPKI(t, time.Now().Add(24*time.Hour), net.ParseIP("10.97.0.1"))
+	var plain, secure net.Listener
+	err := lab.Do(func() (err error) {
+		if plain, err = net.Listen("tcp4", "10.97.0.1:8080"); err != nil {
+			return err
+		}
+		secure, err = net.Listen("tcp4", "10.97.0.1:8443")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []net.Listener{plain, tls.NewListener(secure, &tls.Config{Certificates: []tls.Certificate{pki.cert}})} {
+		srv := &http.Server{Handler: handlers(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+	}
+	dir := t.TempDir()
+	compare(t, lab, h, dir, 0, "--ca-certificate="+pki.caFile, "https://10.97.0.1:8443/")
+	compare(t, lab, h, dir, 5, "https://10.97.0.1:8443/")
+	compare(t, lab, h, dir, 0, "--no-check-certificate", "https://10.97.0.1:8443/big200k.txt")
+	compare(t, lab, h, dir, 0, "http://10.97.0.1:8080/chunked")
+	compare(t, lab, h, dir, 0, "--compression=gzip", "http://10.97.0.1:8080/gz")
+	compare(t, lab, h, dir, 0, "-S", "http://10.97.0.1:8080/dir")
+	compare(t, lab, h, dir, 0, "--user=alice", "--password=s3cret", "http://10.97.0.1:8080/auth")
+	compare(t, lab, h, dir, 6, "--user=alice", "--password=wrong", "http://10.97.0.1:8080/auth")
+	compare(t, lab, h, dir, 0, "http://10.97.0.1:8080/setcookie")
+	compare(t, lab, h, dir, 8, "--max-redirect=2", "http://10.97.0.1:8080/loop")
+	compare(t, lab, h, dir, 0, "--spider", "http://10.97.0.1:8080/big200k.txt")
+	compare(t, lab, h, dir, 8, "-nv", "http://10.97.0.1:8080/nosuch")
+	compare(t, lab, h, dir, 0, "-nv", "http://10.97.0.1:8080/big200k.txt")
 }

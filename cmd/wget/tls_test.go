@@ -14,6 +14,7 @@ import (
 	"io"
 	"log"
 	"math/big"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -33,7 +34,7 @@ type testPKI struct {
 	cert   tls.Certificate
 }
 
-func newPKI(t *testing.T, notAfter time.Time) *testPKI {
+func newPKI(t *testing.T, notAfter time.Time, ips ...net.IP) *testPKI {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -49,7 +50,7 @@ func newPKI(t *testing.T, notAfter time.Time) *testPKI {
 	caCert, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "web.test"},
-		DNSNames: []string{"web.test"}, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
+		DNSNames: []string{"web.test"}, IPAddresses: ips, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
 	if err != nil {
