@@ -69,23 +69,6 @@ func kernelListening(t *testing.T, lab *netlab.Lab, port int) {
 	t.Fatalf("kernel: nothing listening on TCP port %d after 5 s", port)
 }
 
-// waitOutput waits (at most 10 s) until p's stdout contains s.
-func waitOutput(t *testing.T, p *proc, s, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.out.String(), s) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s: exited before %q; stdout %q stderr %q", what, s, p.out.String(), p.err.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %q not seen in 10 s; stdout %q stderr %q", what, s, p.out.String(), p.err.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Our telnet to busybox telnetd running a shell on a pty in the
 // kernel's namespace: the server's negotiation (DO ECHO, DO NAWS, WILL
 // ECHO, WILL SGA) is answered, a command typed runs and its output comes

@@ -105,6 +105,23 @@ func (p *proc) wait(t *testing.T, d time.Duration, what string) result {
 	return result{p.out.String(), p.err.String(), p.status}
 }
 
+// waitOutput waits (at most 10 s) until p's stdout contains s.
+func waitOutput(t *testing.T, p *proc, s, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.out.String(), s) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s: exited before %q; stdout %q stderr %q", what, s, p.out.String(), p.err.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not seen in 10 s; stdout %q stderr %q", what, s, p.out.String(), p.err.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // runTelnet runs telnet to completion (at most 20 s) with stdin.
 func runTelnet(t *testing.T, h host.Host, stdin string, args ...string) result {
 	t.Helper()
@@ -551,5 +568,31 @@ func TestUsage(t *testing.T) {
 		if got := control(c.c); got != c.want {
 			t.Errorf("control(%d) = %q, want %q", c.c, got, c.want)
 		}
+	}
+}
+
+// A signal (the context ending) ends telnet at the prompt with stdin
+// still open, and in a session whose server says nothing: exit 130.
+func TestInterrupt(t *testing.T) {
+	a, b := pair(t, 12)
+	stdin, w := io.Pipe()
+	defer w.Close()
+	p := start(t, a, Config{}, stdin, nil)
+	waitOutput(t, p, "telnet> ", "prompt")
+	p.cancel()
+	if r := p.wait(t, 5*time.Second, "prompt"); r.status != 130 {
+		t.Errorf("prompt: %+v", r)
+	}
+	serve(t, b, "10.12.0.2:2323", func(c net.Conn) error {
+		_, err := io.Copy(io.Discard, c)
+		return err
+	})
+	stdin2, w2 := io.Pipe()
+	defer w2.Close()
+	p = start(t, a, Config{}, stdin2, nil, "10.12.0.2", "2323")
+	waitOutput(t, p, "Escape character", "session")
+	p.cancel()
+	if r := p.wait(t, 5*time.Second, "session"); r.status != 130 || r.err != "" {
+		t.Errorf("session: %+v", r)
 	}
 }

@@ -134,12 +134,12 @@ func (t *telnet) printf(format string, a ...any) { t.print(fmt.Sprintf(format, a
 func (t *telnet) toplevel() int {
 	for {
 		t.print("telnet> ")
-		line, ok := t.kbd.line()
+		line, ok, interrupted := t.readLine()
+		if interrupted {
+			return exitInterrupted
+		}
 		if !ok {
 			return exitOK
-		}
-		if t.ctx.Err() != nil {
-			return exitInterrupted
 		}
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -175,6 +175,26 @@ func (t *telnet) toplevel() int {
 				return status
 			}
 		}
+	}
+}
+
+// readLine reads a prompt's line; a signal (ctx) ends the wait, the read
+// being left to the exiting process.
+func (t *telnet) readLine() (line string, ok, interrupted bool) {
+	type res struct {
+		line string
+		ok   bool
+	}
+	ch := make(chan res, 1)
+	go func() {
+		l, ok := t.kbd.line()
+		ch <- res{l, ok}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.ok, false
+	case <-t.ctx.Done():
+		return "", false, true
 	}
 }
 
