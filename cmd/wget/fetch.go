@@ -45,6 +45,9 @@ func (r *run) main(ctx context.Context) int {
 	r.basic = make(map[string]bool)
 	if !r.o.noCookies {
 		r.jar, _ = cookiejar.New(nil)
+		if r.o.loadCookies != "" {
+			r.loadCookies()
+		}
 	}
 	r.tr = &http.Transport{
 		DialContext:         r.dial,
@@ -81,6 +84,11 @@ func (r *run) main(ctx context.Context) int {
 		}
 		if ctx.Err() != nil {
 			return exitSignal
+		}
+	}
+	if r.jar != nil && r.o.saveCookies != "" {
+		if s := r.saveCookies(); s != exitOK && (status == exitOK || s < status) {
+			status = s
 		}
 	}
 	return status
@@ -306,6 +314,7 @@ func (r *run) attempt(ctx context.Context, d *download, u *url.URL) outcome {
 		}
 		if r.jar != nil {
 			r.jar.SetCookies(u, resp.Cookies())
+			r.received(u, resp.Cookies())
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
 			drain(resp)

@@ -146,6 +146,8 @@ type run struct {
 	jar          *cookiejar.Jar
 	basic        map[string]bool // host:port that asked for Basic auth
 	out          *os.File        // -O FILE
+	cookies      map[string]savedCookie // for --save-cookies
+	cookieOrder  []string
 	caTried      bool
 	printedFirst bool // the first URL's "--" line is out (before the CA load)
 }

@@ -178,3 +178,21 @@ func FuzzContentRange(f *testing.F) {
 		}
 	})
 }
+
+func FuzzCookieLine(f *testing.F) {
+	f.Add("example.com\tFALSE\t/\tFALSE\t0\tname\tvalue")
+	f.Add("#HttpOnly_.example.com\tTRUE\t/x\tTRUE\t1999999999\tn\tv")
+	f.Add("# comment")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := parseCookieLine(s)
+		if !ok {
+			return
+		}
+		if c.name == "" || c.domain == "" || c.path == "" || c.path[0] != '/' || c.expires < 0 {
+			t.Fatalf("%q accepted as %+v", s, c)
+		}
+		if again, ok := parseCookieLine(c.line()); !ok || again != c {
+			t.Fatalf("%q: %+v does not round-trip (%+v)", s, c, again)
+		}
+	})
+}
