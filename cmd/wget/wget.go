@@ -144,8 +144,8 @@ type run struct {
 
 	tr           *http.Transport
 	jar          *cookiejar.Jar
-	basic        map[string]bool // host:port that asked for Basic auth
-	out          *os.File        // -O FILE
+	basic        map[string]bool        // host:port that asked for Basic auth
+	out          *os.File               // -O FILE
 	cookies      map[string]savedCookie // for --save-cookies
 	cookieOrder  []string
 	caTried      bool
