@@ -12,6 +12,8 @@ set -u
 # the kernel-side tools of the network layer's interop tests; dnsmasq
 # (the binary only, no system service) is pkg/resolver's real nameserver.
 # netcat-openbsd and socat are the kernel-side peers of cmd/nc's tests.
+# bind9-host and bind9-dnsutils are the real host and nslookup that
+# cmd/host's and cmd/nslookup's interop tests compare with.
 # busybox-static (not busybox, which lacks the applet) has the telnetd
 # that cmd/telnet's interop test talks to. GNU wget is the oracle cmd/wget's
 # interop test compares its log with.

@@ -260,9 +260,10 @@ func (p *printer) lookupAll(ctx context.Context, s *dighost.Settings) int {
 				break
 			}
 			// -debug sets showsearch: each answer of the search is
-			// printed, not only the last.
-			if o.debug && fq != s.Names(l.name)[len(s.Names(l.name))-1] {
-				p.print(l, a)
+			// printed, not only the last, and its NXDOMAIN counts as a
+			// failure in the exit status as bind's print_error does.
+			if o.debug && fq != s.Names(l.name)[len(s.Names(l.name))-1] && !p.print(l, a) {
+				status = 1
 			}
 		}
 		if !p.print(l, a) {

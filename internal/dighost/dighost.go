@@ -125,8 +125,9 @@ func (s *Settings) Send(ctx context.Context, fqdn string, qtype, qclass uint16) 
 	q.Question[0].Qclass = qclass
 	q.RecursionDesired = s.Recurse
 	var kept *Answer
+	sn := &sizeNet{Net: s.Net}
 	for i, srv := range s.Servers {
-		r := &resolver.Resolver{Net: s.Net, Options: s.Options, Config: &resolver.Config{
+		r := &resolver.Resolver{Net: sn, Options: s.Options, Config: &resolver.Config{
 			Servers:  []netip.AddrPort{srv.Addr},
 			Timeout:  s.Timeout,
 			Attempts: 1,
@@ -142,7 +143,7 @@ func (s *Settings) Send(ctx context.Context, fqdn string, qtype, qclass uint16) 
 				fmt.Fprintf(s.Out, ";; communications error to %s: %s\n", srv, commText(err))
 				continue
 			}
-			a := &Answer{Msg: m, Server: srv, RTT: time.Since(start), Size: wireSize(m)}
+			a := &Answer{Msg: m, Server: srv, RTT: time.Since(start), Size: sn.last}
 			if m.Rcode == dns.RcodeServerFailure && !s.ServfailStops && i < len(s.Servers)-1 {
 				kept = a
 				break
@@ -154,14 +155,6 @@ func (s *Settings) Send(ctx context.Context, fqdn string, qtype, qclass uint16) 
 		return kept, nil
 	}
 	return nil, ErrNoServers
-}
-
-// wireSize is m's length as received: miekg/dns compresses names as the
-// servers do, so the packed length with compression is the wire length.
-func wireSize(m *dns.Msg) int {
-	c := m.Copy()
-	c.Compress = true
-	return c.Len()
 }
 
 // commText is the isc_result text bind prints for a failed try.

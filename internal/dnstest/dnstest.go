@@ -175,6 +175,7 @@ func answer(zone map[string][]dns.RR, q *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(q)
 	m.RecursionAvailable = true
+	m.Compress = true // as dnsmasq answers: host -v counts the bytes
 	if len(q.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
 		return m
