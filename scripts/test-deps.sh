@@ -31,6 +31,8 @@ need=(
 	"socat:socat"
 	"/usr/share/doc/busybox-static/copyright:busybox-static"
 	"wget:wget"
+	"host:bind9-host"
+	"nslookup:bind9-dnsutils"
 )
 
 missing=()
