@@ -16,8 +16,10 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/stackbox
 
+# Shows it working without root: netd on the built-in simulated network
+# and a few tools through it (scripts/demo.sh).
 run: build
-	./$(BIN) --help
+	scripts/demo.sh ./$(BIN)
 
 # The test command (README, .ci/run). Installs the Debian packages the
 # tests need when missing and run as root, checks formatting, vets, and runs

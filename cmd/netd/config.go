@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/stackbox/stackbox/pkg/link/linkspec"
+	"github.com/stackbox/stackbox/pkg/simnet"
 )
 
 // Config is netd's static configuration, from flags and a config file.
@@ -21,6 +22,37 @@ type Config struct {
 	Forwarding bool
 	Socket     string // control socket path
 	ResolvConf string // the resolv.conf netd owns
+	// Sim joins the built-in simulated network (package simnet) as the
+	// last link, configured statically unless the settings say otherwise.
+	Sim bool
+}
+
+// simDefaults adds the simulated network's LAN as the next link, and its
+// address, default route, nameserver and search domain where the
+// configuration has none (simnet serves no DHCP yet).
+func (c *Config) simDefaults(n *simnet.Network) {
+	dev := fmt.Sprintf("eth%d", len(c.Links))
+	c.Links = append(c.Links, n.LAN)
+	hasAddr := false
+	for _, a := range c.Addrs {
+		hasAddr = hasAddr || a.Dev == dev
+	}
+	if !hasAddr {
+		c.Addrs = append(c.Addrs, AddrConfig{Dev: dev, Prefix: simnet.ClientAddr})
+	}
+	hasDefault := false
+	for _, r := range c.Routes {
+		hasDefault = hasDefault || r.Dst.Bits() == 0 && r.Dst.Addr().Is4()
+	}
+	if !hasDefault {
+		c.Routes = append(c.Routes, RouteConfig{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: simnet.Gateway})
+	}
+	if len(c.DNS) == 0 {
+		c.DNS = []netip.Addr{simnet.Nameserver}
+	}
+	if len(c.Search) == 0 {
+		c.Search = []string{simnet.Domain}
+	}
 }
 
 // AddrConfig is an address to put on an interface.

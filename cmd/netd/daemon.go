@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/pkg/host"
 	api "github.com/stackbox/stackbox/pkg/netd"
+	"github.com/stackbox/stackbox/pkg/simnet"
 	"github.com/stackbox/stackbox/pkg/stackhost"
 )
 
@@ -40,7 +42,7 @@ func Applet() *applet.Applet {
 // Main runs netd in the foreground until ctx ends.
 func Main(ctx context.Context, env *applet.Env, args []string) int {
 	app := applet.NewCLI(env, "netd", "run the stack on links and serve the control socket")
-	app.UsageText = "stackbox netd --link SPEC [--link SPEC…] [--addr IF=ADDR/LEN…] [--route 'default gw A'…] [--nameserver A…] [--config FILE]"
+	app.UsageText = "stackbox netd [--link SPEC…] [--sim] [--addr IF=ADDR/LEN…] [--route 'default gw A'…] [--nameserver A…] [--config FILE]"
 	app.Flags = []cli.Flag{
 		&cli.StringSliceFlag{Name: "link", Usage: "open link `SPEC` (tap:sbx0, emu:NET, …) as the next ethN; repeatable"},
 		&cli.StringSliceFlag{Name: "addr", Usage: "assign `IF=ADDR/LEN` (eth0=192.168.1.100/24); repeatable"},
@@ -51,6 +53,7 @@ func Main(ctx context.Context, env *applet.Env, args []string) int {
 		&cli.StringFlag{Name: "config", Usage: "read settings from `FILE` (one 'name value' per line; flags add to it)"},
 		&cli.StringFlag{Name: "socket", Usage: "serve the control socket at `PATH` (default $STACKBOX_SOCKET or " + api.DefaultSocket + ")"},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "write DNS settings to `PATH` (default resolv.conf beside the socket)"},
+		&cli.BoolFlag{Name: "sim", Usage: "join the built-in simulated network (gateway with DNS, two routers, www.sim); the default without --link"},
 	}
 	code := 0
 	app.Action = func(c *cli.Context) error {
@@ -93,6 +96,9 @@ func configFrom(c *cli.Context, env *applet.Env) (Config, error) {
 		}
 	}
 	cfg.Links = append(cfg.Links, c.StringSlice("link")...)
+	// Without a link netd joins the simulated network, so the tools work
+	// on a fresh machine without root (DESIGN.md, Embedded default).
+	cfg.Sim = c.Bool("sim") || len(cfg.Links) == 0
 	for _, s := range c.StringSlice("addr") {
 		a, err := parseAddr(s)
 		if err != nil {
@@ -141,6 +147,7 @@ type Daemon struct {
 	ln     net.Listener
 	served chan error
 	log    *log.Logger
+	sim    *simnet.Network // the simulated network netd joined, if any
 }
 
 // Start claims the control socket (refusing when another netd serves it),
@@ -156,15 +163,29 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 	if err != nil {
 		return nil, err
 	}
+	var sim *simnet.Network
+	if cfg.Sim {
+		if sim, err = simnet.Start(strconv.Itoa(os.Getpid())); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		cfg.simDefaults(sim)
+	}
 	h, err := stackhost.Start(cfg.Links...)
 	if err != nil {
 		ln.Close()
+		if sim != nil {
+			sim.Close()
+		}
 		return nil, err
 	}
-	d := &Daemon{Host: h, cfg: cfg, ln: ln, served: make(chan error, 1), log: logger}
+	d := &Daemon{Host: h, cfg: cfg, ln: ln, served: make(chan error, 1), log: logger, sim: sim}
 	if err := d.configure(ctx); err != nil {
 		h.Close()
 		ln.Close()
+		if sim != nil {
+			sim.Close()
+		}
 		return nil, err
 	}
 	d.srv = api.NewServer(h, api.ServerOptions{ErrorLog: logger, ResolvConf: d.cfg.ResolvConf})
@@ -172,6 +193,9 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 	var links []string
 	for i, l := range cfg.Links {
 		links = append(links, fmt.Sprintf("eth%d=%s", i, l))
+	}
+	if sim != nil {
+		logger.Printf("joined the simulated network as %v (gateway %v, nameserver %v; try: ping www.sim, traceroute www.sim)", simnet.ClientAddr, simnet.Gateway, simnet.Nameserver)
 	}
 	logger.Printf("serving %s (links: %s; resolv.conf: %s)", cfg.Socket, strings.Join(links, " "), cfg.ResolvConf)
 	return d, nil
@@ -231,6 +255,9 @@ func (d *Daemon) Stop() error {
 	}
 	if cerr := d.Host.Close(); err == nil {
 		err = cerr
+	}
+	if d.sim != nil {
+		d.sim.Close()
 	}
 	return err
 }

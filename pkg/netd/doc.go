@@ -75,8 +75,9 @@
 // # Access rules
 //
 // As on Linux, reading the configuration (every GET) is open to every local
-// user; every mutation needs uid 0 or membership (primary or supplementary
-// group) of ServerOptions.AdminGID, when it is set. The server learns the
+// user; every mutation needs uid 0, the uid the daemon runs as (a netd
+// started without root is its user's), or membership (primary or
+// supplementary group) of ServerOptions.AdminGID, when it is set. The server learns the
 // peer from SO_PEERCRED and SO_PEERGROUPS on the accepted connection, so the
 // check does not depend on who can open the socket file; Listen therefore
 // makes the socket 0666. A refused mutation answers 403 with EPERM.

@@ -1,0 +1,74 @@
+package netd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stackbox/stackbox/cmd/nc"
+	pingapp "github.com/stackbox/stackbox/cmd/ping"
+	"github.com/stackbox/stackbox/cmd/route"
+	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/hostopen"
+)
+
+// Without --link netd joins the simulated network, configured as its
+// client: the tools then reach www.sim by name through netd's
+// resolv.conf (ping with TTL 61 after three routers, HTTP over nc), and
+// route -n shows the default route through the gateway.
+func TestDaemonSimulatedNetwork(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "netd.sock")
+	var logs syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, testEnv(&logs, map[string]string{"STACKBOX_SOCKET": sock}), []string{"netd"})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("netd exit %d: %s", code, logs.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("netd did not stop")
+		}
+	}()
+	waitSocket(t, sock).Close()
+	if !strings.Contains(logs.String(), "joined the simulated network as 192.168.64.100/24") {
+		t.Errorf("log: %s", logs.String())
+	}
+	run := func(a *applet.Applet, stdin string, args ...string) (string, int) {
+		t.Helper()
+		var out syncBuf
+		env := testEnv(&out, map[string]string{"STACKBOX_SOCKET": sock, "STACKBOX_HOSTS": os.DevNull})
+		env.Stdin = strings.NewReader(stdin)
+		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer rcancel()
+		code := a.Main(rctx, env, append([]string{a.Name}, args...))
+		return out.String(), code
+	}
+	resolve := pingapp.Config{Resolve: hostopen.Resolve}
+	out, code := run(pingapp.New(hostopen.Open, resolve), "", "-c", "1", "www.sim")
+	if code != 0 || !strings.Contains(out, "PING www.sim (198.51.100.10) 56(84) bytes of data.") || !strings.Contains(out, "ttl=61") {
+		t.Errorf("ping www.sim: exit %d\n%s", code, out)
+	}
+	out, code = run(pingapp.New(hostopen.Open, resolve), "", "-c", "1", "-t", "1", "www.sim")
+	if code != 1 || !strings.Contains(out, "From 192.168.64.1 icmp_seq=1 Time to live exceeded") {
+		t.Errorf("ping -t 1 www.sim: exit %d\n%s", code, out)
+	}
+	ncApp := nc.New(hostopen.Open, nc.Config{Resolve: hostopen.ResolveAll})
+	out, code = run(ncApp, "GET /hello HTTP/1.0\r\nHost: www.sim\r\n\r\n", "-N", "www.sim", "80")
+	if code != 0 || !strings.HasPrefix(out, "HTTP/1.0 200 OK\r\n") || !strings.Contains(out, "hello from www.sim to 192.168.64.100:") {
+		t.Errorf("nc www.sim 80: exit %d\n%s", code, out)
+	}
+	out, code = run(route.Applet(hostopen.Open), "", "-n")
+	if code != 0 || !strings.Contains(out, "\n0.0.0.0         192.168.64.1    0.0.0.0         UG    0      0 ") {
+		t.Errorf("route -n: exit %d\n%s", code, out)
+	}
+}
