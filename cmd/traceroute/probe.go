@@ -209,19 +209,19 @@ func (c *common) pathMTU() int {
 }
 
 // sendShared sends on a socket all probes share (ping, raw). An ICMP
-// error the reader has not read yet is the socket's pending error, which
-// Linux's sendmsg returns once (sock_error) as ours does: that send did
-// not go out, the details wait in the error queue. So such an errno
-// starts a drain of the queue (the reader would not be woken for it)
-// and the send is tried again; an errno that comes back every time (no
-// route) is fatal.
-func (c *common) sendShared(send func() error, drain func()) error {
+// error not yet read is the socket's pending error, which sendmsg
+// returns once (Linux sock_error, as ours) without sending; reading the
+// error queue re-arms it while more errors are queued. So such an errno
+// makes the loop read the queue itself (handling what it finds, as the
+// reader would) and send again; an errno that comes back every time
+// (no route) is fatal.
+func (c *common) sendShared(m method, send func() error, drain func(func(reply))) error {
 	var err error
-	for range 4 {
+	for range 64 {
 		if err = send(); err == nil || !icmpErrno(err) {
 			return err
 		}
-		go drain()
+		drain(func(r reply) { c.t.handle(m, r) })
 	}
 	return err
 }
@@ -382,7 +382,7 @@ func (m *icmpMethod) send(idx, ttl int) (time.Time, error) {
 	binary.BigEndian.PutUint16(pkt[6:], m.seqBase+uint16(idx))
 	copy(pkt[8:], m.data)
 	var sent time.Time
-	err := m.sendShared(func() error {
+	err := m.sendShared(m, func() error {
 		sent = time.Now()
 		_, err := m.pc.SendMsg(pkt, nil, netip.AddrPortFrom(m.t.dst, 0))
 		return err
@@ -414,13 +414,13 @@ func (m *icmpMethod) read() {
 		if !pending(err) {
 			return
 		}
-		m.drain()
+		m.drain(m.deliver)
 	}
 }
 
-// drain reads the error queue until it is empty and hands on the errors
-// quoting our requests.
-func (m *icmpMethod) drain() {
+// drain reads the error queue until it is empty and gives the errors
+// quoting our requests to fn.
+func (m *icmpMethod) drain(fn func(reply)) {
 	req, _ := m.echoTypes()
 	b, oob := make([]byte, 2048), make([]byte, 512)
 	for range 64 {
@@ -431,7 +431,7 @@ func (m *icmpMethod) drain() {
 		ee := parseErr(oob[:oobn])
 		if icmpErr(ee, m.t.v6()) && n >= 8 && b[0] == req {
 			idx := int(binary.BigEndian.Uint16(b[6:]) - m.seqBase)
-			m.deliver(reply{idx: idx, at: time.Now(), ee: ee})
+			fn(reply{idx: idx, at: time.Now(), ee: ee})
 		}
 	}
 }

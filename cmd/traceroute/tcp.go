@@ -129,7 +129,7 @@ func (m *tcpMethod) send(idx, ttl int) (time.Time, error) {
 	}
 	seg := m.syn(idx)
 	var sent time.Time
-	err := m.sendShared(func() error {
+	err := m.sendShared(m, func() error {
 		sent = time.Now()
 		_, err := m.pc.SendMsg(seg, nil, netip.AddrPortFrom(m.t.dst, 0))
 		return err
@@ -167,13 +167,13 @@ func (m *tcpMethod) read() {
 		if !pending(err) {
 			return
 		}
-		m.drain()
+		m.drain(m.deliver)
 	}
 }
 
-// drain reads the error queue until it is empty and hands on the errors
-// quoting our SYNs.
-func (m *tcpMethod) drain() {
+// drain reads the error queue until it is empty and gives the errors
+// quoting our SYNs to fn.
+func (m *tcpMethod) drain(fn func(reply)) {
 	b, oob := make([]byte, 2048), make([]byte, 512)
 	for range 64 {
 		n, oobn, _, _, err := m.pc.RecvMsg(b, oob, syscall.MSG_ERRQUEUE)
@@ -187,7 +187,7 @@ func (m *tcpMethod) drain() {
 			continue
 		}
 		idx := int(binary.BigEndian.Uint32(b[4:]) - m.seqBase)
-		m.deliver(reply{idx: idx, at: time.Now(), ee: ee})
+		fn(reply{idx: idx, at: time.Now(), ee: ee})
 	}
 }
 
