@@ -38,8 +38,9 @@ type reply struct {
 // sysError is a failing system call: traceroute's error(), which prints
 // "\nWHAT: strerror" to stderr and exits 1.
 type sysError struct {
-	what string
-	err  error
+	what   string
+	err    error
+	noPriv bool // a raw socket refused for want of privilege
 }
 
 func (e *sysError) Error() string { return e.what + ": " + strerror(e.err) }
@@ -92,15 +93,26 @@ func (t *tracer) sizes() (ipHdr, hdr, data int) {
 
 func (t *tracer) run(dstName string) int {
 	ipHdr, hdr, data := t.sizes()
-	fmt.Fprintf(t.env.Stdout, "traceroute to %s (%s), %d hops max, %d byte packets", dstName, t.dst, t.o.max, ipHdr+hdr+data)
+	header := func() {
+		fmt.Fprintf(t.env.Stdout, "traceroute to %s (%s), %d hops max, %d byte packets", dstName, t.dst, t.o.max, ipHdr+hdr+data)
+	}
 	t.events = make(chan reply, 64)
 	t.done = make(chan struct{})
 	defer close(t.done)
+	// The ICMP and TCP methods open their socket before the header (the
+	// module's init); the UDP ones a socket per probe, after it.
+	shared := t.o.method == methodICMP || t.o.method == methodTCP
+	if !shared {
+		header()
+	}
 	m, err := t.open(data)
 	if err != nil {
 		return t.fatal(err)
 	}
 	defer m.close()
+	if shared {
+		header()
+	}
 	status := t.loop(m)
 	if status == exitOK {
 		io.WriteString(t.env.Stdout, "\n")
@@ -108,14 +120,15 @@ func (t *tracer) run(dstName string) int {
 	return status
 }
 
-// fatal reports a failing call as traceroute's error() does: on a line
-// of its own after the header.
+// fatal reports a failing call as traceroute's error() does: after an
+// empty line (ending the header's line when there is one), but for the
+// privilege complaint, which comes alone.
 func (t *tracer) fatal(err error) int {
-	msg := err.Error()
-	if se, ok := err.(*sysError); ok {
-		msg = se.Error()
+	if se, ok := err.(*sysError); ok && se.noPriv {
+		fmt.Fprintf(t.env.Stderr, "You do not have enough privileges to use this traceroute method.\n%s\n", se.Error())
+		return exitFail
 	}
-	fmt.Fprintf(t.env.Stderr, "\n%s\n", msg)
+	fmt.Fprintf(t.env.Stderr, "\n%s\n", err.Error())
 	return exitFail
 }
 
@@ -125,13 +138,13 @@ func (t *tracer) open(data int) (method, error) {
 	if t.o.src != "" {
 		a, err := netip.ParseAddr(t.o.src)
 		if err != nil || a.Is4() != t.dst.Is4() {
-			return nil, &sysError{"bind", syscall.EADDRNOTAVAIL}
+			return nil, &sysError{what: "bind", err: syscall.EADDRNOTAVAIL}
 		}
 		src = a
 	}
 	if t.o.iface != "" {
 		if _, err := t.h.Interface(t.ctx, t.o.iface); err != nil {
-			return nil, &sysError{"setsockopt SO_BINDTODEVICE", syscall.ENODEV}
+			return nil, &sysError{what: "setsockopt SO_BINDTODEVICE", err: syscall.ENODEV}
 		}
 	}
 	c := common{t: t, src: src, data: make([]byte, data)}
@@ -243,7 +256,7 @@ func (t *tracer) loop(m method) int {
 					if !wake.IsZero() || num > 0 {
 						break
 					}
-					return t.fatal(&sysError{"send probe", syscall.ENOBUFS})
+					return t.fatal(&sysError{what: "send probe", err: syscall.ENOBUFS})
 				}
 				pb.sent, lastSend = sent, sent
 				now = time.Now()

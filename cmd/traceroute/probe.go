@@ -138,6 +138,25 @@ func (c *common) opts(ttl int) []host.SockOpt {
 	return so
 }
 
+// routeSource is the source address for the destination: -s, or the one
+// the route gives, found as traceroute finds it, by connecting a UDP
+// socket (which fails as connect does when there is no route).
+func (c *common) routeSource(port int) (netip.Addr, error) {
+	if c.src.IsValid() {
+		return c.src, nil
+	}
+	t := c.t
+	u, err := t.h.Dial(t.ctx, c.network("udp"), netip.AddrPortFrom(t.dst, uint16(port)).String(), &host.SocketOptions{Device: t.o.iface})
+	if err != nil {
+		return netip.Addr{}, &sysError{what: "connect", err: err}
+	}
+	defer u.Close()
+	if ua, ok := u.LocalAddr().(*net.UDPAddr); ok && ua.AddrPort().Addr().IsValid() {
+		return ua.AddrPort().Addr().Unmap(), nil
+	}
+	return netip.Addr{}, &sysError{what: "getsockname", err: syscall.EADDRNOTAVAIL}
+}
+
 // setTTL sets the TTL (hop limit) of a socket shared by all probes.
 func (c *common) setTTL(pc host.PacketConn, ttl int) error {
 	name, what := syscall.IP_TTL, "setsockopt IP_TTL"
@@ -145,7 +164,7 @@ func (c *common) setTTL(pc host.PacketConn, ttl int) error {
 		name, what = syscall.IPV6_UNICAST_HOPS, "setsockopt IPV6_UNICAST_HOPS"
 	}
 	if err := pc.SetSockOptInt(c.level(), name, ttl); err != nil {
-		return &sysError{what, err}
+		return &sysError{what: what, err: err}
 	}
 	return nil
 }
@@ -181,7 +200,7 @@ func (c *common) sendFailed(err error) (retry bool, fatal error) {
 	case errors.Is(err, syscall.EMSGSIZE):
 		return false, &tooBig{c.pathMTU()}
 	}
-	return false, &sysError{"send", err}
+	return false, &sysError{what: "send", err: err}
 }
 
 // pathMTU is IP_MTU (IPV6_MTU) of a UDP socket connected to the
@@ -264,14 +283,14 @@ func (u *udpMethod) send(idx, ttl int) (time.Time, error) {
 	c, err := t.h.Dial(t.ctx, u.network("udp"), netip.AddrPortFrom(t.dst, uint16(u.port)).String(), so)
 	if err != nil {
 		if u.src.IsValid() && errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return time.Time{}, &sysError{"bind", err}
+			return time.Time{}, &sysError{what: "bind", err: err}
 		}
-		return time.Time{}, &sysError{"connect", err}
+		return time.Time{}, &sysError{what: "connect", err: err}
 	}
 	pc, ok := c.(host.PacketConn)
 	if !ok {
 		c.Close()
-		return time.Time{}, &sysError{"socket", syscall.EPROTONOSUPPORT}
+		return time.Time{}, &sysError{what: "socket", err: syscall.EPROTONOSUPPORT}
 	}
 	sent := time.Now()
 	if _, err := pc.Write(u.data); err != nil {
@@ -346,6 +365,10 @@ type icmpMethod struct {
 
 func newICMP(c common) (method, error) {
 	t := c.t
+	// The module's init connects its socket: no route fails here.
+	if _, err := c.routeSource(0); err != nil {
+		return nil, err
+	}
 	bind := ""
 	if c.src.IsValid() {
 		bind = c.src.String()
@@ -353,9 +376,9 @@ func newICMP(c common) (method, error) {
 	pc, err := t.h.ListenPacket(t.ctx, c.network("ping"), bind, c.socketOptions(0))
 	if err != nil {
 		if bind != "" && errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return nil, &sysError{"bind", err}
+			return nil, &sysError{what: "bind", err: err}
 		}
-		return nil, &sysError{"socket", err}
+		return nil, &sysError{what: "socket", err: err}
 	}
 	m := &icmpMethod{common: c, pc: pc, seqBase: 1}
 	if t.o.port >= 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -311,7 +312,11 @@ func TestSourceAndErrors(t *testing.T) {
 		{[]string{"-i", "eth7"}, "setsockopt SO_BINDTODEVICE: No such device"},
 	} {
 		r := runTrace(t, open, Config{}, append(append([]string{"traceroute"}, tc.args...), "10.71.3.2")...)
-		if r.status != 1 || r.out != header || r.err != "\n"+tc.err+"\n" {
+		want := header
+		if tc.args[0] == "-I" {
+			want = "" // the ICMP socket is bound before the header
+		}
+		if r.status != 1 || r.out != want || r.err != "\n"+tc.err+"\n" {
 			t.Errorf("%v: exit %d, %q, %q", tc.args, r.status, r.out, r.err)
 		}
 	}
@@ -319,10 +324,15 @@ func TestSourceAndErrors(t *testing.T) {
 	s := stacktest.NewStack(t, stack.Options{})
 	stacktest.AddNIC(t, s, stacktest.NewNetwork(t, 9).NewPort(emu.PortConfig{}), "10.72.0.1/24")
 	lone := stackhost.New(socket.NewInet(s))
+	// UDP probes fail at the first probe's connect, after the header;
+	// the ICMP and TCP methods connect before it (traceroute 2.1).
 	for _, m := range []string{"-U", "-I", "-T"} {
 		r := runTrace(t, opener(lone), Config{}, "traceroute", "-w", "3", "-n", m, "10.200.0.2")
-		if r.status != 1 || r.out != "traceroute to 10.200.0.2 (10.200.0.2), 30 hops max, 60 byte packets" ||
-			!strings.HasSuffix(r.err, ": Network is unreachable\n") || !strings.HasPrefix(r.err, "\n") {
+		header := "traceroute to 10.200.0.2 (10.200.0.2), 30 hops max, 60 byte packets"
+		if m != "-U" {
+			header = ""
+		}
+		if r.status != 1 || r.out != header || r.err != "\nconnect: Network is unreachable\n" {
 			t.Errorf("%s no route: exit %d, %q, %q", m, r.status, r.out, r.err)
 		}
 	}
@@ -350,5 +360,84 @@ func TestInterrupt(t *testing.T) {
 	st := New(opener(c.A), Config{}).Main(ctx, env, []string{"traceroute", "-w", "3", "-n", "10.71.8.1"})
 	if st != 130 || time.Since(start) > 3*time.Second || !strings.HasPrefix(norm(out.String()), "traceroute to 10.71.8.1 (10.71.8.1), 30 hops max, 60 byte packets\n 1  10.71.1.1  T ms  T ms  T ms\n") {
 		t.Errorf("exit %d after %v:\n%s%s", st, time.Since(start), out.String(), errb.String())
+	}
+}
+
+// asUser is a host whose sockets are opened for an unprivileged user,
+// as netd opens them for a client that is not root.
+type asUser struct{ *stackhost.Host }
+
+func userOpts(o *host.SocketOptions) *host.SocketOptions {
+	var c host.SocketOptions
+	if o != nil {
+		c = *o
+	}
+	c.Cred = &host.Cred{UID: 1000, GID: 1000}
+	return &c
+}
+
+func (u asUser) Dial(ctx context.Context, network, address string, o *host.SocketOptions) (net.Conn, error) {
+	return u.Host.Dial(ctx, network, address, userOpts(o))
+}
+
+func (u asUser) ListenPacket(ctx context.Context, network, address string, o *host.SocketOptions) (host.PacketConn, error) {
+	return u.Host.ListenPacket(ctx, network, address, userOpts(o))
+}
+
+// Without privilege the default UDP probes and -I (ping sockets) trace
+// as usual; -T needs a raw socket and says so, with traceroute's texts,
+// before any header, exit 1.
+func TestUnprivileged(t *testing.T) {
+	c := newChain(t)
+	open := opener(asUser{c.A})
+	want := "traceroute to 10.71.3.2 (10.71.3.2), 30 hops max, 60 byte packets\n 1  10.71.1.1  T ms\n 2  10.71.2.2  T ms\n 3  10.71.3.2  T ms\n"
+	expect(t, "udp", runTrace(t, open, Config{}, "traceroute", "-w", "3", "-n", "-q", "1", "10.71.3.2"), 0, want)
+	expect(t, "-I", runTrace(t, open, Config{}, "traceroute", "-w", "3", "-n", "-q", "1", "-I", "10.71.3.2"), 0, want)
+	r := runTrace(t, open, Config{}, "traceroute", "-n", "-T", "10.71.3.2")
+	if r.status != 1 || r.out != "" || r.err != "You do not have enough privileges to use this traceroute method.\nsocket: Operation not permitted\n" {
+		t.Errorf("-T: exit %d, %q, %q", r.status, r.out, r.err)
+	}
+}
+
+// -t sets the probes' TOS, -p the first port (one more each probe) and
+// -U one fixed port: what B receives, seen by a raw UDP socket there
+// (-N 2: only the two probes of hop 3 go out).
+func TestProbeFields(t *testing.T) {
+	c := newChain(t)
+	raw, err := c.B.ListenPacket(context.Background(), "ip4:udp", "", nil)
+	if err != nil {
+		t.Skipf("raw socket on B: %v", err)
+	}
+	defer raw.Close()
+	for _, tc := range []struct {
+		args  []string
+		tos   byte
+		ports []uint16
+	}{
+		{[]string{"-t", "16", "-p", "40000", "-q", "2", "-f", "3"}, 16, []uint16{40000, 40001}},
+		{[]string{"-U", "-q", "2", "-f", "3"}, 0, []uint16{53, 53}},
+		{[]string{"-U", "-p", "7", "-q", "2", "-f", "3"}, 0, []uint16{7, 7}},
+	} {
+		args := append(append([]string{"traceroute", "-n", "-w", "3", "-N", "2"}, tc.args...), "10.71.3.2")
+		if r := runTrace(t, opener(c.A), Config{}, args...); r.status != 0 || !strings.Contains(r.out, " 3  10.71.3.2") {
+			t.Fatalf("%v: exit %d\n%s%s", args, r.status, r.out, r.err)
+		}
+		b := make([]byte, 2048)
+		var got []uint16
+		for range tc.ports {
+			raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := raw.ReadFrom(b)
+			if err != nil || n < 28 {
+				t.Fatalf("%v: read %d: %v", args, n, err)
+			}
+			if b[1] != tc.tos {
+				t.Errorf("%v: TOS %#x, want %#x", args, b[1], tc.tos)
+			}
+			hl := int(b[0]&0xf) * 4
+			got = append(got, uint16(b[hl+2])<<8|uint16(b[hl+3]))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.ports) {
+			t.Errorf("%v: ports %v, want %v", args, got, tc.ports)
+		}
 	}
 }

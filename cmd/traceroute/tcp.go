@@ -3,7 +3,6 @@ package traceroute
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
 	"syscall"
 	"time"
@@ -41,31 +40,19 @@ func newTCP(c common) (method, error) {
 	if t.o.port >= 0 {
 		dport = t.o.port
 	}
-	src := c.src
-	if !src.IsValid() {
-		// The source the route gives, found as traceroute finds it: a
-		// connected UDP socket.
-		u, err := t.h.Dial(t.ctx, c.network("udp"), netip.AddrPortFrom(t.dst, uint16(dport)).String(), &host.SocketOptions{Device: t.o.iface})
-		if err != nil {
-			return nil, &sysError{"connect", err}
-		}
-		if ua, ok := u.LocalAddr().(*net.UDPAddr); ok {
-			src = ua.AddrPort().Addr().Unmap()
-		}
-		u.Close()
-		if !src.IsValid() {
-			return nil, &sysError{"getsockname", syscall.EADDRNOTAVAIL}
-		}
+	src, err := c.routeSource(dport)
+	if err != nil {
+		return nil, err
 	}
 	pc, err := t.h.ListenPacket(t.ctx, c.network("ip")+":tcp", src.String(), c.socketOptions(0))
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-			return nil, &sysError{"You do not have enough privileges to use this traceroute method.\nsocket", err}
+			return nil, &sysError{what: "socket", err: err, noPriv: true}
 		}
 		if c.src.IsValid() && errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return nil, &sysError{"bind", err}
+			return nil, &sysError{what: "bind", err: err}
 		}
-		return nil, &sysError{"socket", err}
+		return nil, &sysError{what: "socket", err: err}
 	}
 	now := time.Now().UnixNano()
 	m := &tcpMethod{common: c, pc: pc, src: src, dport: uint16(dport),
