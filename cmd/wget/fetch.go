@@ -177,6 +177,7 @@ type download struct {
 	local string   // the chosen file name, once chosen
 	have  int64    // bytes written by an earlier try of this run
 	cont  bool     // resume from have (an earlier try got part of it)
+	get   bool     // a 301, 302 or 303 turned --post-data's POST into GET
 }
 
 func (r *run) retrieve(ctx context.Context, raw string) int {
@@ -303,7 +304,7 @@ func (r *run) attempt(ctx context.Context, d *download, u *url.URL) outcome {
 	}
 	authTried := false
 	for {
-		resp, wrote, err := r.send(ctx, u, user, pass, restval)
+		resp, wrote, err := r.send(ctx, u, user, pass, restval, r.o.postData != nil && !d.get)
 		if err != nil {
 			return r.requestFailed(ctx, err, wrote)
 		}
@@ -335,11 +336,11 @@ func (r *run) attempt(ctx context.Context, d *download, u *url.URL) outcome {
 
 // send writes the request and reads the response headers, printing the
 // connection and "HTTP request sent" lines as they happen.
-func (r *run) send(ctx context.Context, u *url.URL, user, pass string, restval int64) (*http.Response, bool, error) {
+func (r *run) send(ctx context.Context, u *url.URL, user, pass string, restval int64, post bool) (*http.Response, bool, error) {
 	method := http.MethodGet
 	var body io.Reader
 	switch {
-	case r.o.postData != nil:
+	case post:
 		method = http.MethodPost
 		body = strings.NewReader(*r.o.postData)
 	case r.o.spider:
@@ -506,6 +507,11 @@ func (r *run) response(ctx context.Context, d *download, u *url.URL, resp *http.
 			}
 			if next.Path == "" {
 				next.Path = "/"
+			}
+			// RFC 9110 §15.4: 303 is a GET; wget does the same for 301
+			// and 302, as browsers do. 307 and 308 repeat the POST.
+			if code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect {
+				d.get = true
 			}
 			return outcome{next: next}
 		}

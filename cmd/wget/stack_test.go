@@ -192,6 +192,12 @@ func handlers() http.Handler {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s\n", r.Method, r.Header.Get("Content-Type"), b)
 	})
+	mux.HandleFunc("/post303", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/post", http.StatusSeeOther)
+	})
+	mux.HandleFunc("/post307", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/post", http.StatusTemporaryRedirect)
+	})
 	mux.HandleFunc("/500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
 	mux.HandleFunc("/", http.NotFound)
 	return mux
@@ -383,6 +389,12 @@ func TestProtocol(t *testing.T) {
 	}
 	if r := runWget(t, a, "-q", "-O", "-", "--post-data=a=1&b=2", "http://10.32.0.2/post"); r.out != "POST application/x-www-form-urlencoded a=1&b=2\n" {
 		t.Errorf("--post-data: %+v", r)
+	}
+	if r := runWget(t, a, "-q", "-O", "-", "--post-data=a=1", "http://10.32.0.2/post303"); r.out != "GET  \n" {
+		t.Errorf("--post-data redirected by 303: %+v", r)
+	}
+	if r := runWget(t, a, "-q", "-O", "-", "--post-data=a=1", "http://10.32.0.2/post307"); r.out != "POST application/x-www-form-urlencoded a=1\n" {
+		t.Errorf("--post-data redirected by 307: %+v", r)
 	}
 }
 
