@@ -749,3 +749,60 @@ func TestCookiesAndFiles(t *testing.T) {
 		t.Errorf("UTF-8 quotes: %q", errb.String())
 	}
 }
+
+// A server that accepts and never answers: -T ends the wait for the
+// headers with wget's read error, and an interrupted run exits at once
+// with the shell's 130.
+func TestSilentServer(t *testing.T) {
+	a, b := pair(t, 40)
+	l, err := b.Listen(context.Background(), "tcp", "10.40.0.2:80", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []io.Closer
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	start := time.Now()
+	r := runWget(t, a, "-T", "1", "-t", "1", "http://10.40.0.2/")
+	match(t, "read timeout", r.err,
+		`--%STAMP%--  http://10\.40\.0\.2/`,
+		`Connecting to 10\.40\.0\.2:80\.\.\. connected\.`,
+		`HTTP request sent, awaiting response\.\.\. Read error \(Connection timed out\) in headers\.`,
+		`Giving up\.`, ``, ``)
+	if d := time.Since(start); r.status != 4 || d < time.Second || d > 5*time.Second {
+		t.Errorf("read timeout: exit %d after %v", r.status, d)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	env := &applet.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() { done <- Applet(opener(a)).Main(ctx, env, []string{"wget", "-O", "/dev/null", "http://10.40.0.2/"}) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case s := <-done:
+		if s != 130 {
+			t.Errorf("interrupted: exit %d", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after the interrupt")
+	}
+}
