@@ -794,7 +794,9 @@ func TestSilentServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	env := &applet.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
-	go func() { done <- Applet(opener(a)).Main(ctx, env, []string{"wget", "-O", "/dev/null", "http://10.40.0.2/"}) }()
+	go func() {
+		done <- Applet(opener(a)).Main(ctx, env, []string{"wget", "-O", "/dev/null", "http://10.40.0.2/"})
+	}()
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	select {
