@@ -22,6 +22,8 @@ import (
 	"github.com/stackbox/stackbox/cmd/netstat"
 	"github.com/stackbox/stackbox/cmd/ping"
 	"github.com/stackbox/stackbox/cmd/route"
+	"github.com/stackbox/stackbox/cmd/traceroute"
+	"github.com/stackbox/stackbox/cmd/wget"
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/internal/hostopen"
 )
@@ -47,6 +49,8 @@ func applets() []*applet.Applet {
 		netstat.Applet(hostopen.Open),
 		ping.New(hostopen.Open, ping.Config{Resolve: hostopen.Resolve}),
 		nc.New(hostopen.Open, nc.Config{Resolve: hostopen.ResolveAll, Reverse: hostopen.ReverseName}),
+		wget.New(hostopen.Open, wget.Config{Resolve: hostopen.ResolveAll}),
+		traceroute.New(hostopen.Open, traceroute.Config{Resolve: hostopen.Resolve, Reverse: hostopen.ReverseName}),
 	}
 }
 
