@@ -535,12 +535,6 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	if pt != PacketHost {
 		return // RFC 1812 §5.3.4: never forward link-layer broadcasts (Linux: silent drop)
 	}
-	if h.TTL() <= 1 {
-		// RFC 1812 §5.3.1: time exceeded in transit.
-		st.InHdrErrors.Add(1)
-		s.sendICMPv4Error(in, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4TimeExceeded, Code: wire.ICMPv4TTLExceeded})
-		return
-	}
 	dst := h.Dst()
 	if srrNext.IsValid() {
 		dst = srrNext
@@ -572,6 +566,15 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	}
 	if out.directedBroadcast(dst) {
 		st.InAddrErrors.Add(1) // bc_forwarding=0: directed broadcasts are not forwarded
+		return
+	}
+	// RFC 1812 §5.3.1: time exceeded in transit. Checked after the route
+	// lookup, as Linux does (ip_route_input, then ip_forward): a packet
+	// for a reject or missing route gets that route's answer, whatever
+	// its TTL.
+	if h.TTL() <= 1 {
+		st.InHdrErrors.Add(1)
+		s.sendICMPv4Error(in, pt, h, wire.ICMPv4Fields{Type: wire.ICMPv4TimeExceeded, Code: wire.ICMPv4TTLExceeded})
 		return
 	}
 	nextHop := dst

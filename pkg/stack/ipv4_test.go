@@ -431,6 +431,16 @@ func TestIPv4ForwardingThroughRouter(t *testing.T) {
 	if v := x.r.s.Stats().IP.OutNoRoutes.Load(); v != 1 {
 		t.Errorf("R OutNoRoutes %d", v)
 	}
+	// With TTL 1 as well the route's answer wins: Linux looks the route
+	// up before ip_forward checks the TTL (traceroute shows !N, not one
+	// more hop).
+	sendEcho(x.a.s, mustAddr("192.0.2.9"), 5, 4, []byte("nowhere"), WriteOptions{TTL: 1})
+	if nu := waitICMP(t, rx, wire.ICMPv4DestUnreachable); nu.icmp().Code() != wire.ICMPv4NetUnreachable {
+		t.Fatalf("TTL 1 to an unrouted network: code %d", nu.icmp().Code())
+	}
+	if v := x.r.s.Stats().ICMP.OutTimeExcds.Load(); v != 1 {
+		t.Errorf("R OutTimeExcds %d after a TTL-1 packet without a route, want 1", v)
+	}
 }
 
 func TestIPv4RouterFragNeededAndFragmentation(t *testing.T) {
