@@ -118,7 +118,8 @@ func (o *options) setOption(w io.Writer, opt string) {
 		}
 	case has("timeout=", 8), has("t=", 2):
 		if n, ok := num("timeout"); ok {
-			o.timeout = min(time.Duration(max(n, 1))*time.Second, maxTimeout)
+			// Clamped before multiplying, so a huge value cannot wrap.
+			o.timeout = time.Duration(min(max(n, 1), int(maxTimeout/time.Second))) * time.Second
 		}
 	case has("retry=", 6), has("ret=", 4):
 		if n, ok := num("retry"); ok {

@@ -17,15 +17,24 @@ func Bare(name string) string {
 	return strings.TrimSuffix(name, ".")
 }
 
-// Rdata is rr's data in presentation format ("10 mail.lab.", "\"a\" \"b\"").
+// Rdata is rr's data in presentation format ("10 mail.lab.", "\"a\" \"b\""):
+// what follows the four header fields of its text.
 func Rdata(rr dns.RR) string {
-	return strings.TrimPrefix(rr.String(), rr.Header().String())
+	f := strings.SplitN(rr.String(), "\t", 5)
+	if len(f) < 5 {
+		return ""
+	}
+	return f[4]
 }
 
 // TypeString is a type's mnemonic, TYPEnnn for one without (RFC 3597 §5).
 func TypeString(t uint16) string {
+	// Only a mnemonic ParseType reads back: not miekg's "None" or
+	// "Reserved", which bind writes as TYPE0 and TYPE65535.
 	if s, ok := dns.TypeToString[t]; ok {
-		return s
+		if back, ok := dns.StringToType[strings.ToUpper(s)]; ok && back == t {
+			return s
+		}
 	}
 	return "TYPE" + strconv.Itoa(int(t))
 }
