@@ -342,3 +342,24 @@ func TestICMPv4HostUnreachableOnARPFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestBroadcastFromUnaddressedNIC: a limited broadcast bound to a NIC
+// with no IPv4 address goes out from 0.0.0.0, as Linux sends a DHCP
+// DISCOVER (RFC 2131 §4.1); unbound, there is still no source.
+func TestBroadcastFromUnaddressedNIC(t *testing.T) {
+	nw := newTestNet(t, 0)
+	a := newTestHost(t, nw, Options{})
+	r, err := a.s.FindRoute(a.nic.Index(), netip.Addr{}, mustAddr("255.255.255.255"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Src != netip.IPv4Unspecified() || r.Kind != RouteBroadcast {
+		t.Errorf("source %v kind %v, want 0.0.0.0 broadcast", r.Src, r.Kind)
+	}
+	if _, err := a.s.FindRoute(0, netip.Addr{}, mustAddr("255.255.255.255")); err == nil {
+		t.Error("unbound broadcast from an unaddressed host found a route")
+	}
+	if _, err := a.s.FindRoute(a.nic.Index(), netip.Addr{}, mustAddr("10.0.0.9")); err == nil {
+		t.Error("bound unicast from an unaddressed NIC found a route")
+	}
+}

@@ -142,6 +142,13 @@ func (s *Stack) FindRoute(nicIndex int, src, dst netip.Addr) (Route, error) {
 		if !ok {
 			a, ok = s.anyAddress(dst)
 		}
+		if !ok && dst == broadcast4 && bound != nil {
+			// Linux (ip_route_output_key_hash_rcu) sends a limited
+			// broadcast from a device-bound socket with source 0.0.0.0
+			// when the device has no address: a DHCP client's DISCOVER
+			// (RFC 2131 §4.1).
+			a, ok = netip.IPv4Unspecified(), true
+		}
 		if !ok {
 			return Route{}, fmt.Errorf("stack: no source address for %v: %w", dst, ErrAddrNotAvail)
 		}
