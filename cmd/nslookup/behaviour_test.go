@@ -147,9 +147,35 @@ func TestOptions(t *testing.T) {
 	if r.status != 0 || r.out != want {
 		t.Errorf("-debug: status %d\n%s%s\nwant:\n%s", r.status, r.out, r.err, want)
 	}
-	r = runNslookup(t, l)
-	if r.status != 1 || !strings.Contains(r.err, "interactive mode is not supported") {
-		t.Errorf("no name: status %d, stderr %q", r.status, r.err)
+}
+
+// TestInteractive: with no name nslookup reads commands from stdin: names
+// (with a server for one lookup), set, server with its "Default server"
+// lines, the commands bind does not implement, and exit, after which
+// nothing more is read; an NXDOMAIN makes the status 1. A server that
+// cannot be found ends the session (bind's fatal error).
+func TestInteractive(t *testing.T) {
+	l := dnstest.Start(t)
+	in := "web.lab\n\nset type=mx\n  lab  \nserver 10.200.0.2\nnosuch.lab\nhostc 10.200.0.2\nset bogus\nls lab\nhelp\nexit\nnever.lab\n"
+	r := runNslookupInput(t, l, in)
+	want := header + "Non-authoritative answer:\nName:\tweb.lab\nAddress: 10.200.0.2\nName:\tweb.lab\nAddress: fd00:200::2\n" +
+		header + "Non-authoritative answer:\nlab\tmail exchanger = 10 mail.lab.\n\nAuthoritative answers can be found from:\n" +
+		"Default server: 10.200.0.2\nAddress: 10.200.0.2#53\n" +
+		header + "** server can't find nosuch.lab: NXDOMAIN\n" +
+		header + "Non-authoritative answer:\n*** Can't find hostc: No answer\n\nAuthoritative answers can be found from:\n" +
+		"*** Invalid option: bogus\nThe 'ls' command is not implemented.\nThe 'help' command is not yet implemented.\n\n"
+	if r.status != 1 || r.out != want {
+		t.Errorf("status %d\n%s%s\nwant:\n%s", r.status, r.out, r.err, want)
+	}
+	r = runNslookupInput(t, l, "server nosuchserver.lab\nweb.lab\n", "-")
+	if r.status != 1 || r.out != "" || r.err != "nslookup: couldn't get address for 'nosuchserver.lab': not found\n" {
+		t.Errorf("unknown server: status %d, stdout %q, stderr %q", r.status, r.out, r.err)
+	}
+	r = runNslookupInput(t, l, "set all\n", "-", "-port=5353", "10.200.0.2")
+	want = "Default server: 10.200.0.2\nAddress: 10.200.0.2#5353\n\nSet options:\n  novc\t\t\tnodebug\t\tnod2\n  search\t\trecurse\n" +
+		"  timeout = 0\t\tretry = 3\tport = 5353\tndots = 1\n  querytype = A       \tclass = IN\n  srchlist = lab\n\n"
+	if r.status != 0 || r.out != want {
+		t.Errorf("set all: status %d\n%q\nwant:\n%q", r.status, r.out, want)
 	}
 }
 

@@ -20,9 +20,11 @@ import (
 // answers are checked.
 func TestInteropDnsmasq(t *testing.T) {
 	d := dnstest.StartDnsmasq(t)
-	run := func(args ...string) (string, int) {
+	var runIn func(stdin string, args ...string) (string, int)
+	run := func(args ...string) (string, int) { return runIn("", args...) }
+	runIn = func(stdin string, args ...string) (string, int) {
 		var out bytes.Buffer
-		env := &applet.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, Getenv: d.Getenv}
+		env := &applet.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out, Getenv: d.Getenv}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		st := Applet(d.Opener()).Main(ctx, env, append([]string{"nslookup"}, args...))
@@ -56,6 +58,25 @@ func TestInteropDnsmasq(t *testing.T) {
 		}
 		if diff := dnstest.Compare(strings.Split(strings.TrimSuffix(want, "\n"), "\n"), got); diff != "" {
 			t.Errorf("nslookup %s: %s\nours:\n%s\nbind's:\n%s", strings.Join(args, " "), diff, got, want)
+		}
+	}
+	// Interactive sessions: commands on stdin.
+	for _, in := range []string{
+		"web.lab\nset type=mx\nlab\nserver 10.201.0.1\nnosuch.lab\nwww.lab 10.201.0.1\nset bogus\nls lab\nhelp\nexit\nweb.lab\n",
+		"set all\nset vc\nset debug\nset port=53\nset timeout=3\nset ndots=2\nset all\nset nodebug\nset type=SOA\nlab\n",
+		"set domain=lab\nset q=TXT\ninfo\nset nosearch\ninfo\n10.201.0.5\n",
+		"server nosuchserver.lab\nweb.lab\n",
+	} {
+		want, wst, _ := d.RunRealInput(t, in, "nslookup")
+		if !strings.Contains(want, "server") {
+			t.Fatalf("bind's nslookup <<%q printed no server line:\n%s", in, want)
+		}
+		got, gst := runIn(in)
+		if gst != wst {
+			t.Errorf("nslookup <<%q: exit %d, bind's %d", in, gst, wst)
+		}
+		if diff := dnstest.Compare(strings.Split(strings.TrimSuffix(want, "\n"), "\n"), got); diff != "" {
+			t.Errorf("nslookup <<%q: %s\nours:\n%s\nbind's:\n%s", in, diff, got, want)
 		}
 	}
 }

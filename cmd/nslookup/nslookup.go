@@ -1,15 +1,17 @@
 // Package nslookup is bind9's nslookup applet (BIND 9.18, Debian's
-// bind9-dnsutils, ../shared/compat/nslookup.md) in its command-line
-// form: A and AAAA by default, one type with -type=, reverse lookups of
-// IPv4 and IPv6 literals, a server operand, -port=, -timeout=, -retry=
-// and -debug's section dumps, with nslookup's "Server:"/"Address:"
-// header, "Non-authoritative answer:", "** server can't find" lines and
-// exit statuses.
+// bind9-dnsutils, ../shared/compat/nslookup.md): A and AAAA by default,
+// one type with -type=, reverse lookups of IPv4 and IPv6 literals, a
+// server operand, -port=, -timeout=, -retry=, -debug's section dumps and
+// the other set options, and the interactive mode (commands on stdin:
+// names, set, server, exit), with nslookup's "Server:"/"Address:" header,
+// "Non-authoritative answer:", "** server can't find" lines and exit
+// statuses.
 //
-// What it owns: nslookup's options (setoption's prefixes) and its
-// printing (nslookup.c's printmessage, printsection, detailsection); the
-// lookups, tries and search list are internal/dighost's, the transport
-// pkg/resolver's.
+// What it owns: nslookup's options (setoption's prefixes), its commands
+// (interactive.go) and its printing (nslookup.c's printmessage,
+// printsection, detailsection); the lookups, tries and search list are
+// internal/dighost's, the transport pkg/resolver's. Locks: none; the
+// interactive reader goroutine hands lines over a channel.
 package nslookup
 
 import (
@@ -77,6 +79,8 @@ type options struct {
 	recurse, tcp  bool
 	fail          bool // a SERVFAIL ends the query instead of trying the next server
 	debug         bool
+	all           bool // -all: show the settings
+	timeoutArg    int  // the timeout= given, 0 for bind's default
 	link          string
 	name, server  string
 }
@@ -98,6 +102,8 @@ func (o *options) setOption(w io.Writer, opt string) {
 		return n, true
 	}
 	switch {
+	case strings.EqualFold(opt, "all"):
+		o.all = true
 	case has("class=", 6), has("cl=", 3):
 		if c, ok := dighost.ParseClass(value()); ok {
 			o.qclass = c
@@ -119,7 +125,8 @@ func (o *options) setOption(w io.Writer, opt string) {
 	case has("timeout=", 8), has("t=", 2):
 		if n, ok := num("timeout"); ok {
 			// Clamped before multiplying, so a huge value cannot wrap.
-			o.timeout = time.Duration(min(max(n, 1), int(maxTimeout/time.Second))) * time.Second
+			o.timeoutArg = min(max(n, 1), int(maxTimeout/time.Second))
+			o.timeout = time.Duration(o.timeoutArg) * time.Second
 		}
 	case has("retry=", 6), has("ret=", 4):
 		if n, ok := num("retry"); ok {
@@ -159,6 +166,7 @@ func (o *options) setOption(w io.Writer, opt string) {
 func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, args []string) int {
 	o := &options{qtype: dns.TypeA, qclass: dns.ClassINET, defaults: true, port: 53,
 		timeout: defaultTimeout, tries: defaultTries, ndots: -1, useSearch: true, recurse: true}
+	interactive := false
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -168,20 +176,15 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		case strings.HasPrefix(a, "--link="):
 			o.link = strings.TrimPrefix(a, "--link=")
 		case a == "-":
-			// "-" is interactive mode with the next word as the server.
-			fmt.Fprintln(env.Stderr, "nslookup: interactive mode is not supported: give the name to look up")
-			return 1
+			// "nslookup - SERVER": interactive, the next word the server.
+			interactive = true
 		case strings.HasPrefix(a, "-"):
 			o.setOption(env.Stdout, a[1:])
-		case o.name == "":
+		case o.name == "" && !interactive:
 			o.name = a
 		case o.server == "":
 			o.server = a
 		}
-	}
-	if o.name == "" {
-		fmt.Fprintln(env.Stderr, "nslookup: interactive mode is not supported: give the name to look up")
-		return 1
 	}
 	h, err := open(ctx, o.link, env.Getenv)
 	if err != nil {
@@ -190,31 +193,61 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 	}
 	defer h.Close()
 	sys := cfg.Resolver(h, env.Getenv)
-	servers, search, ndots := dighost.System(sys)
-	for i := range servers {
-		servers[i].Addr = netip.AddrPortFrom(servers[i].Addr.Addr(), o.port)
+	ss := &session{p: &printer{w: env.Stdout, o: o}, net: h, sys: sys}
+	ss.servers, ss.search, ss.ndots = dighost.System(sys)
+	if o.server != "" {
+		if ss.servers, err = dighost.ResolveServer(ctx, sys, o.server, o.port, 0); err != nil {
+			fmt.Fprintf(env.Stderr, "nslookup: %v\n", err)
+			return 1
+		}
 	}
+	if o.all {
+		ss.showAll()
+	}
+	var status int
+	if o.name == "" {
+		status = ss.interactive(ctx, env)
+	} else {
+		status = ss.p.lookupAll(ctx, ss.settings(ss.servers), o.name)
+	}
+	if status < 0 {
+		return 1 // a fatal error, already reported
+	}
+	fmt.Fprintln(env.Stdout)
+	return status
+}
+
+// session is what a run keeps between lookups: the default servers and
+// the system's search list, which interactive commands change.
+type session struct {
+	p       *printer
+	net     host.Net
+	sys     *resolver.Resolver
+	servers []dighost.Server
+	search  []string
+	ndots   int
+}
+
+// settings are the lookup settings for servers under the current options
+// (set port=, timeout=, … apply to the default server too).
+func (ss *session) settings(servers []dighost.Server) *dighost.Settings {
+	o := ss.p.o
+	srv := make([]dighost.Server, len(servers))
+	for i, v := range servers {
+		srv[i] = dighost.Server{Name: v.Name, Addr: netip.AddrPortFrom(v.Addr.Addr(), o.port)}
+	}
+	ndots, search := ss.ndots, ss.search
 	if o.ndots >= 0 {
 		ndots = o.ndots
 	}
 	if o.searchSet {
 		search = o.search
 	}
-	if o.server != "" {
-		if servers, err = dighost.ResolveServer(ctx, sys, o.server, o.port, 0); err != nil {
-			fmt.Fprintf(env.Stderr, "nslookup: %v\n", err)
-			return 1
-		}
-	}
-	s := &dighost.Settings{
-		Net: h, Servers: servers, Search: search, Ndots: ndots, UseSearch: o.useSearch,
+	return &dighost.Settings{
+		Net: ss.net, Servers: srv, Search: search, Ndots: ndots, UseSearch: o.useSearch,
 		Timeout: o.timeout, Tries: o.tries, TCP: o.tcp, Recurse: o.recurse,
-		ServfailStops: o.fail, Out: env.Stdout,
+		ServfailStops: o.fail, Out: ss.p.w,
 	}
-	p := &printer{w: env.Stdout, o: o}
-	status := p.lookupAll(ctx, s)
-	fmt.Fprintln(env.Stdout)
-	return status
 }
 
 // lookup is one question nslookup asks (a dig_lookup_t).
@@ -232,10 +265,10 @@ type printer struct {
 
 // lookupAll runs the lookups of the name operand and returns the exit
 // status: 1 if any failed.
-func (p *printer) lookupAll(ctx context.Context, s *dighost.Settings) int {
+func (p *printer) lookupAll(ctx context.Context, s *dighost.Settings, name string) int {
 	o := p.o
-	first := lookup{name: o.name, textname: o.name, qtype: o.qtype}
-	if a, err := netip.ParseAddr(o.name); err == nil {
+	first := lookup{name: name, textname: name, qtype: o.qtype}
+	if a, err := netip.ParseAddr(name); err == nil {
 		rev := resolver.ReverseName(a)
 		first = lookup{name: rev, textname: dighost.Bare(rev), qtype: dns.TypePTR}
 	}

@@ -18,8 +18,13 @@ type result struct {
 
 func runNslookup(t *testing.T, l *dnstest.Lab, args ...string) result {
 	t.Helper()
+	return runNslookupInput(t, l, "", args...)
+}
+
+func runNslookupInput(t *testing.T, l *dnstest.Lab, stdin string, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	env := &applet.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: l.Getenv}
+	env := &applet.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: l.Getenv}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st := Applet(l.Opener()).Main(ctx, env, append([]string{"nslookup"}, args...))

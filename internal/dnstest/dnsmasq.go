@@ -119,11 +119,17 @@ func (d *Dnsmasq) Opener() host.Opener {
 // installed.
 func (d *Dnsmasq) RunReal(t *testing.T, tool string, args ...string) (out string, status int, ok bool) {
 	t.Helper()
+	return d.RunRealInput(t, "", tool, args...)
+}
+
+// RunRealInput is RunReal with stdin (interactive nslookup).
+func (d *Dnsmasq) RunRealInput(t *testing.T, stdin, tool string, args ...string) (out string, status int, ok bool) {
+	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
 		return "", 0, false
 	}
-	script := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
-	b, err := d.Lab.Run(context.Background(), "unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, d.ResolvConf, tool}, args...)...)
+	script := `rc=$0 in=$1; shift; mount --bind "$rc" /etc/resolv.conf && printf %s "$in" | "$@"`
+	b, err := d.Lab.Run(context.Background(), "unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, d.ResolvConf, stdin, tool}, args...)...)
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
