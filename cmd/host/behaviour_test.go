@@ -182,7 +182,8 @@ func TestServerByName(t *testing.T) {
 }
 
 // TestUsage: no name, a missing option argument and an option we do not
-// implement are usage errors (exit 1), and no query is sent for them.
+// implement are usage errors (exit 1), a bad class is bind's fatal error
+// (exit 2), and no query is sent for them.
 func TestUsage(t *testing.T) {
 	l := dnstest.Start(t)
 	for _, c := range []struct {
@@ -191,11 +192,15 @@ func TestUsage(t *testing.T) {
 	}{
 		{nil, "Usage: host [-aCdilrTvVw] [-c class] [-N ndots] [-t type] [-W time]"},
 		{[]string{"-t"}, "host: option requires an argument -- t"},
-		{[]string{"-W", "x", "web.lab"}, "host: invalid timeout 'x'"},
+		{[]string{"-c", "XX", "web.lab"}, "host: invalid class: XX"},
 		{[]string{"-l", "lab"}, "host: option -l is not supported by this host"},
 	} {
 		r := runHost(t, l, c.args...)
-		if r.status != 1 || r.out != "" || !strings.HasPrefix(r.err, c.first+"\n") {
+		status := 1
+		if c.args != nil && c.args[0] == "-c" {
+			status = 2
+		}
+		if r.status != status || r.out != "" || !strings.HasPrefix(r.err, c.first+"\n") {
 			t.Errorf("host %q: status %d, stdout %q, stderr %q", c.args, r.status, r.out, r.err)
 		}
 	}

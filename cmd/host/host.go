@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -181,11 +180,8 @@ func parse(args []string) (*options, error) {
 			case 'd', 'v':
 				o.verbose = true
 			case 'p':
-				p, err := strconv.ParseUint(val, 10, 16)
-				if err != nil {
-					return nil, &exitError{fmt.Sprintf("host: invalid port number '%s': out of range\n", val), 1}
-				}
-				o.port = uint16(p)
+				// atoi into an in_port_t: 70000 is 4464, -5 is 65531.
+				o.port = uint16(atoi(val))
 			case 'r':
 				o.recurse = false
 			case 's':
@@ -203,22 +199,12 @@ func parse(args []string) (*options, error) {
 			case 'w':
 				wait = true
 			case 'W':
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 0 {
-					return nil, &exitError{fmt.Sprintf("host: invalid timeout '%s'", val), 1}
-				}
-				timeout = time.Duration(max(n, 1)) * time.Second
+				// bind reads -W, -N and -R with atoi: "x" is 0.
+				timeout = time.Duration(min(max(atoi(val), 1), int(forever/time.Second))) * time.Second
 			case 'N':
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 0 {
-					return nil, &exitError{fmt.Sprintf("host: invalid ndots '%s'", val), 1}
-				}
-				o.ndots = n
+				o.ndots = max(atoi(val), -1)
 			case 'R':
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 0 {
-					return nil, &exitError{fmt.Sprintf("host: invalid retries '%s'", val), 1}
-				}
+				n := min(max(atoi(val), 0), 100)
 				// The retries after the first try; bind's host makes
 				// at least two tries whatever -R says (-R 0 tries twice).
 				o.tries = max(n+1, 2)
@@ -304,8 +290,13 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 			return 1
 		}
 	} else if servers = dighost.FilterFamily(servers, o.family); len(servers) == 0 {
-		fmt.Fprintln(env.Stderr, "host: no usable nameservers")
-		return 1
+		// None of the family asked: bind falls back to the local
+		// nameserver of that family, as with no resolv.conf servers.
+		lo := netip.IPv6Loopback()
+		if o.family == 4 {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		servers = []dighost.Server{{Name: lo.String(), Addr: netip.AddrPortFrom(lo, o.port)}}
 	}
 	s := &dighost.Settings{
 		Net: h, Servers: servers, Search: search, Ndots: ndots, UseSearch: true,
@@ -341,6 +332,7 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 			}
 			return 1
 		}
+		p.single = len(s.Names(l.name)) == 1
 		if !p.print(l, a) {
 			status = 1
 			continue
@@ -365,6 +357,7 @@ type printer struct {
 	listed   bool // a server operand: "Using domain server:" once
 	printed  bool
 	defaults bool // the A/AAAA/MX set: no "has no … record" lines
+	single   bool // the lookup being printed had one name to try
 }
 
 // rtypes is host.c's wording per type; others "has TYPE record".
@@ -391,9 +384,10 @@ func (p *printer) print(l lookup, a *dighost.Answer) bool {
 		if !p.o.verbose {
 			return
 		}
-		// A final NXDOMAIN goes through dighost's search branch and its
-		// general one, each saying what was received: bind prints it twice.
-		for range 1 + btoi(m.Rcode == dns.RcodeNameError) {
+		// A final NXDOMAIN of a name tried only as is goes through
+		// dighost's search branch and its general one, each saying what
+		// was received: bind prints it twice (once after a search).
+		for range 1 + btoi(m.Rcode == dns.RcodeNameError && p.single) {
 			fmt.Fprintf(p.w, "Received %d bytes from %s in %d ms\n", a.Size, a.Server, a.RTT.Milliseconds())
 		}
 	}()
@@ -453,4 +447,27 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// atoi is C's atoi, which bind's host reads -W, -N, -R and -p with:
+// leading blanks, a sign and the digits that follow; 0 without digits.
+// Values beyond ±1e9 are clamped.
+func atoi(s string) int {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	n := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = min(n*10+int(c-'0'), 1e9)
+	}
+	if neg {
+		return -n
+	}
+	return n
 }

@@ -42,6 +42,10 @@ func TestInteropDnsmasq(t *testing.T) {
 		{"web.lab", "10.201.0.1"}, {"-T", "www.lab"}, {"-r", "-v", "-t", "A", "web.lab"},
 		{"-p", "5353", "web.lab", "10.201.0.1"}, {"-4", "web.lab", "fd00:201::1"},
 		{"-t", "BOGUS", "web.lab"}, {"-Z", "web.lab"}, {},
+		{"-c", "CH", "-t", "TXT", "version.bind", "10.201.0.1"}, {"-N", "3", "-v", "nosuch.lab"},
+		{"-6", "-t", "A", "web.lab"}, {"-4", "-s", "-t", "A", "web"}, {"-d", "-t", "PTR", "10.201.0.99"},
+		{"-t", "A", "-N", "x", "web"}, {"-t", "TYPE99", "web.lab"}, {"-W", "2", "-t", "TXT", "info"},
+		{"-p", "70000", "-t", "A", "web.lab", "10.201.0.1"}, {"-W", "x", "-R", "x", "-t", "A", "web"}, {"-c", "XX", "lab"},
 	}
 	if _, _, ok := d.RunReal(t, "host", "-V"); !ok {
 		t.Skip("bind's host not installed (scripts/test-deps.sh installs bind9-host); only our answers were checked")

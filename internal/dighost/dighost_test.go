@@ -41,13 +41,14 @@ func TestNames(t *testing.T) {
 
 // TestColumns: bind's tab stops (name to 24, TTL to 32, class to 40,
 // type to 48), as dig and host -v print them, including a name longer
-// than its column, and the question line's (name to 32).
+// than its column (a space after it, as bind's host -v printed for a
+// 25-character PTR name), and the question line's (name to 32).
 func TestColumns(t *testing.T) {
 	for _, c := range []struct{ rr, want string }{
 		{"web.lab. 600 IN A 10.200.0.2", "web.lab.\t\t600\tIN\tA\t10.200.0.2"},
 		{"lab. 600 IN MX 10 mail.lab.", "lab.\t\t\t600\tIN\tMX\t10 mail.lab."},
-		{"a-rather-long-name.example.lab. 60 IN AAAA ::1", "a-rather-long-name.example.lab.\t60\tIN\tAAAA\t::1"},
-		{"x. 600 IN TYPE65534 \\# 1 00", "x.\t\t\t600\tIN\tTYPE65534\t\\# 1 00"},
+		{"a-rather-long-name.example.lab. 60 IN AAAA ::1", "a-rather-long-name.example.lab. 60 IN\tAAAA\t::1"},
+		{"x. 600 IN TYPE65534 \\# 1 00", "x.\t\t\t600\tIN\tTYPE65534 \\# 1 00"},
 	} {
 		rr, err := dns.NewRR(c.rr)
 		if err != nil {

@@ -47,8 +47,9 @@ func ClassString(c uint16) string {
 	return "CLASS" + strconv.Itoa(int(c))
 }
 
-// tabTo appends tabs to b until its column (tab stops every 8) reaches
-// col, and at least one, as bind's master-file style lays out columns.
+// tabTo moves b to column col (tab stops every 8) with tabs, as bind's
+// master-file style lays out columns; a field already at or past col is
+// followed by a single space instead.
 func tabTo(b *strings.Builder, col int) {
 	n := 0
 	for _, c := range b.String() {
@@ -58,8 +59,11 @@ func tabTo(b *strings.Builder, col int) {
 			n++
 		}
 	}
-	b.WriteByte('\t')
-	for n = (n/8 + 1) * 8; n < col; n += 8 {
+	if n >= col {
+		b.WriteByte(' ')
+		return
+	}
+	for ; n < col; n = (n/8 + 1) * 8 {
 		b.WriteByte('\t')
 	}
 }
