@@ -45,6 +45,8 @@ func TestInteropDnsmasq(t *testing.T) {
 		{"web.lab", "10.201.0.1"}, {"web.lab", "ns.lab"}, {"web.lab", "nosuchserver.lab"},
 		{"-vc", "www.lab"}, {"-norecurse", "-debug", "web.lab"}, {"-domain=lab", "web"}, {"-nosearch", "web"},
 		{"-port=5353", "-retry=2", "web.lab", "10.201.0.1"}, {"web.lab", "-timeout=2"},
+		{"-port=x", "-timeout=x", "-retry=x", "-ndots=x", "-type=A", "web.lab", "10.201.0.1"},
+		{"-port=99999", "-ndots=-1", "-timeout=99999999999", "-type=A", "web.lab"}, {"-retry=0", "-timeout=0", "-type=A", "web"},
 		{"-bogus", "web.lab"}, {"-type=BOGUS", "web.lab"}, {"-ndots=2", "nosuch.lab"},
 	}
 	if _, _, ok := d.RunReal(t, "nslookup", "-version"); !ok {

@@ -93,13 +93,20 @@ func (o *options) setOption(w io.Writer, opt string) {
 		return len(opt) >= n && strings.EqualFold(opt[:n], prefix[:n])
 	}
 	value := func() string { _, v, _ := strings.Cut(opt, "="); return v }
-	num := func(what string) (int, bool) {
-		n, err := strconv.Atoi(value())
-		if err != nil || n < 0 {
-			fmt.Fprintf(w, "*** Invalid %s: %s\n", what, value())
-			return 0, false
+	// bind's parse_uint: digits only, within a 32-bit unsigned value and
+	// the option's maximum, else "invalid WHAT 'V': …" and no change.
+	num := func(what string, maxv uint64) (int, bool) {
+		v := value()
+		n, err := strconv.ParseUint(v, 10, 32)
+		switch {
+		case err != nil && errors.Is(err, strconv.ErrRange), err == nil && n > maxv:
+			fmt.Fprintf(w, "invalid %s '%s': out of range\n", what, v)
+		case err != nil:
+			fmt.Fprintf(w, "invalid %s '%s': not a valid number\n", what, v)
+		default:
+			return int(n), true
 		}
-		return n, true
+		return 0, false
 	}
 	switch {
 	case strings.EqualFold(opt, "all"):
@@ -119,21 +126,25 @@ func (o *options) setOption(w io.Writer, opt string) {
 	case has("domain=", 7), has("do=", 3):
 		o.search, o.searchSet = []string{value()}, true
 	case has("port=", 5), has("po=", 3):
-		if n, ok := num("port"); ok && n <= 65535 {
+		if n, ok := num("port", 65535); ok {
 			o.port = uint16(n)
 		}
 	case has("timeout=", 8), has("t=", 2):
-		if n, ok := num("timeout"); ok {
-			// Clamped before multiplying, so a huge value cannot wrap.
-			o.timeoutArg = min(max(n, 1), int(maxTimeout/time.Second))
+		if n, ok := num("timeout", 1<<32-1); ok {
+			// 0 is bind's default; the rest is clamped before
+			// multiplying, so a huge value cannot wrap.
+			o.timeoutArg = min(n, int(maxTimeout/time.Second))
 			o.timeout = time.Duration(o.timeoutArg) * time.Second
+			if n == 0 {
+				o.timeout = defaultTimeout
+			}
 		}
 	case has("retry=", 6), has("ret=", 4):
-		if n, ok := num("retry"); ok {
+		if n, ok := num("tries", 1<<32-1); ok {
 			o.tries = max(n, 1)
 		}
 	case has("ndots=", 6):
-		if n, ok := num("ndots"); ok {
+		if n, ok := num("ndots", 1<<32-1); ok {
 			o.ndots = n
 		}
 	case has("nosearch", 5):
