@@ -194,6 +194,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"-t"}, "host: option requires an argument -- t"},
 		{[]string{"-c", "XX", "web.lab"}, "host: invalid class: XX"},
 		{[]string{"-l", "lab"}, "host: option -l is not supported by this host"},
+		{[]string{"-t", "AXFR", "lab"}, "host: zone transfers (-t AXFR, -t IXFR, -l) are not supported by this host"},
 	} {
 		r := runHost(t, l, c.args...)
 		status := 1

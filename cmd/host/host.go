@@ -268,6 +268,10 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
+	if o.qtype == dns.TypeAXFR || o.qtype == dns.TypeIXFR {
+		fmt.Fprintln(env.Stderr, "host: zone transfers (-t AXFR, -t IXFR, -l) are not supported by this host")
+		return 1
+	}
 	h, err := open(ctx, o.link, env.Getenv)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "host: %v\n", err)

@@ -132,14 +132,18 @@ func TestTransportOptions(t *testing.T) {
 }
 
 // TestOptions: an unknown option and an unknown type are reported on
-// stdout and the lookup still runs (exit 0); -debug dumps each message's
-// sections; a name operand is required.
+// stdout and the lookup still runs (exit 0); zone transfers are refused
+// (exit 1); -debug dumps each message's sections.
 func TestOptions(t *testing.T) {
 	l := dnstest.Start(t)
 	r := runNslookup(t, l, "-bogus", "-type=BOGUS", "-type=A", "web.lab")
 	want := "*** Invalid option: bogus\nunknown query type: BOGUS\n" + header + "Non-authoritative answer:\nName:\tweb.lab\nAddress: 10.200.0.2\n\n"
 	if r.status != 0 || r.out != want {
 		t.Errorf("status %d\n%s%s\nwant:\n%s", r.status, r.out, r.err, want)
+	}
+	r = runNslookup(t, l, "-type=AXFR", "lab")
+	if r.status != 1 || r.out != "*** zone transfers (type=AXFR, type=IXFR) are not supported by this nslookup\n\n" {
+		t.Errorf("-type=AXFR: status %d, %q", r.status, r.out)
 	}
 	r = runNslookup(t, l, "-debug", "-type=A", "web.lab")
 	want = header + "------------\n    QUESTIONS:\n\tweb.lab, type = A, class = IN\n    ANSWERS:\n    ->  web.lab\n\tinternet address = 10.200.0.2\n\tttl = 600\n" +

@@ -278,6 +278,10 @@ type printer struct {
 // status: 1 if any failed.
 func (p *printer) lookupAll(ctx context.Context, s *dighost.Settings, name string) int {
 	o := p.o
+	if o.qtype == dns.TypeAXFR || o.qtype == dns.TypeIXFR {
+		fmt.Fprintln(p.w, "*** zone transfers (type=AXFR, type=IXFR) are not supported by this nslookup")
+		return 1
+	}
 	first := lookup{name: name, textname: name, qtype: o.qtype}
 	if a, err := netip.ParseAddr(name); err == nil {
 		rev := resolver.ReverseName(a)
