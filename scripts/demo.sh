@@ -23,6 +23,7 @@ run ifconfig eth0
 run route -n
 run ping -c 3 -i 0.2 www.sim
 run ping -c 1 -t 2 www.sim
+run host web.sim
 run traceroute www.sim
 run wget -O - http://www.sim/
 printf 'GET /hello HTTP/1.0\r\nHost: www.sim\r\n\r\n' >"$dir/req"

@@ -16,10 +16,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/stackbox/stackbox/cmd/arp"
+	hostcmd "github.com/stackbox/stackbox/cmd/host"
 	"github.com/stackbox/stackbox/cmd/ifconfig"
 	"github.com/stackbox/stackbox/cmd/nc"
 	"github.com/stackbox/stackbox/cmd/netd"
 	"github.com/stackbox/stackbox/cmd/netstat"
+	"github.com/stackbox/stackbox/cmd/nslookup"
 	"github.com/stackbox/stackbox/cmd/ping"
 	"github.com/stackbox/stackbox/cmd/route"
 	"github.com/stackbox/stackbox/cmd/traceroute"
@@ -51,6 +53,8 @@ func applets() []*applet.Applet {
 		nc.New(hostopen.Open, nc.Config{Resolve: hostopen.ResolveAll, Reverse: hostopen.ReverseName}),
 		wget.New(hostopen.Open, wget.Config{Resolve: hostopen.ResolveAll}),
 		traceroute.New(hostopen.Open, traceroute.Config{Resolve: hostopen.Resolve, Reverse: hostopen.ReverseName}),
+		hostcmd.Applet(hostopen.Open),
+		nslookup.Applet(hostopen.Open),
 	}
 }
 
