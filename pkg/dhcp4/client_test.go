@@ -12,6 +12,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/stackbox/stackbox/internal/dhcptest"
 	"github.com/stackbox/stackbox/pkg/host"
 )
 
@@ -76,15 +77,15 @@ func TestDORA(t *testing.T) {
 	if l.DNS[0] != netip.MustParseAddr("10.70.0.53") || l.Domain != "lab" {
 		t.Errorf("dns %v domain %q", l.DNS, l.Domain)
 	}
-	got := srv.seen()
-	if len(got) != 2 || got[0].t != dhcpv4.MessageTypeDiscover || got[1].t != dhcpv4.MessageTypeRequest {
+	got := srv.Seen()
+	if len(got) != 2 || got[0].T != dhcpv4.MessageTypeDiscover || got[1].T != dhcpv4.MessageTypeRequest {
 		t.Fatalf("server saw %v", got)
 	}
-	if got[0].from != netip.MustParseAddrPort("0.0.0.0:68") || !got[0].bcast || !got[0].m.IsBroadcast() {
-		t.Errorf("discover from %v, broadcast flag %v", got[0].from, got[0].m.IsBroadcast())
+	if got[0].From != netip.MustParseAddrPort("0.0.0.0:68") || !got[0].Bcast || !got[0].M.IsBroadcast() {
+		t.Errorf("discover from %v, broadcast flag %v", got[0].From, got[0].M.IsBroadcast())
 	}
-	if got[1].req != firstIP || !got[1].srvID {
-		t.Errorf("select request: option 50 %v, server id %v", got[1].req, got[1].srvID)
+	if got[1].Req != firstIP || !got[1].SrvID {
+		t.Errorf("select request: option 50 %v, server id %v", got[1].Req, got[1].SrvID)
 	}
 	fl, err := ReadLease(file)
 	if err != nil || fl.Address != want || fl.Server != serverIP {
@@ -105,14 +106,14 @@ func TestInitReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	srv.set(func(s *testServer) { s.got = nil; s.next = 120 }) // a fresh DISCOVER would get .120
+	srv.Set(func(s *dhcptest.Server) { s.Got = nil; s.Next = 120 }) // a fresh DISCOVER would get .120
 	c2 := newClient(t, ch, file, &events{})
 	l, err := c2.Obtain(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := srv.seen()
-	if len(got) != 1 || got[0].t != dhcpv4.MessageTypeRequest || got[0].srvID || got[0].req != firstIP || !got[0].ciaddr.IsUnspecified() {
+	got := srv.Seen()
+	if len(got) != 1 || got[0].T != dhcpv4.MessageTypeRequest || got[0].SrvID || got[0].Req != firstIP || !got[0].Ciaddr.IsUnspecified() {
 		t.Fatalf("server saw %+v", got)
 	}
 	if l.Address.Addr() != firstIP {
@@ -123,14 +124,14 @@ func TestInitReboot(t *testing.T) {
 // TestNakRediscover: a NAK sends the client back to INIT (§3.1 step 4).
 func TestNakRediscover(t *testing.T) {
 	ch, srv := lab(t, "")
-	srv.set(func(s *testServer) { s.nakNext = 1 })
+	srv.Set(func(s *dhcptest.Server) { s.NakNext = 1 })
 	ev := &events{}
 	c := newClient(t, ch, "", ev)
 	l, err := c.Obtain(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.count(dhcpv4.MessageTypeDiscover); n != 2 {
+	if n := srv.Count(dhcpv4.MessageTypeDiscover); n != 2 {
 		t.Errorf("%d discovers, want 2", n)
 	}
 	if ev.String() != "[nak bound 10.70.0.100/24]" || l.Address.Addr() != firstIP {
@@ -142,7 +143,7 @@ func TestNakRediscover(t *testing.T) {
 // and reports leasefail.
 func TestNoServer(t *testing.T) {
 	ch, srv := lab(t, "")
-	srv.set(func(s *testServer) { s.silent = true })
+	srv.Set(func(s *dhcptest.Server) { s.Silent = true })
 	ev := &events{}
 	c := newClient(t, ch, "", ev)
 	c.cfg.Discovers = 2
@@ -150,7 +151,7 @@ func TestNoServer(t *testing.T) {
 	if _, err := c.Obtain(context.Background()); !errors.Is(err, ErrNoLease) {
 		t.Fatalf("err %v", err)
 	}
-	if n := srv.count(dhcpv4.MessageTypeDiscover); n != 2 || time.Since(start) > 3*time.Second {
+	if n := srv.Count(dhcpv4.MessageTypeDiscover); n != 2 || time.Since(start) > 3*time.Second {
 		t.Errorf("%d discovers in %v", n, time.Since(start))
 	}
 	if ev.String() != "[leasefail]" {
@@ -176,7 +177,7 @@ func TestLossy(t *testing.T) {
 func TestRenewRebindExpire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ch, srv := lab(t, "")
-		srv.set(func(s *testServer) { s.lease = 1000 * time.Second })
+		srv.Set(func(s *dhcptest.Server) { s.Lease = 1000 * time.Second })
 		ev := &events{}
 		c := newClient(t, ch, "", ev)
 		l, err := c.Obtain(context.Background())
@@ -191,17 +192,17 @@ func TestRenewRebindExpire(t *testing.T) {
 
 		time.Sleep(499 * time.Second)
 		synctest.Wait()
-		if n := len(srv.seen()); n != 2 {
+		if n := len(srv.Seen()); n != 2 {
 			t.Fatalf("before T1 the server saw %d messages", n)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got := srv.seen()
+		got := srv.Seen()
 		if len(got) != 3 {
 			t.Fatalf("after T1 the server saw %d messages", len(got))
 		}
 		r := got[2]
-		if r.t != dhcpv4.MessageTypeRequest || r.from != netip.AddrPortFrom(firstIP, 68) || r.ciaddr != firstIP || r.srvID || r.req.IsValid() || r.bcast {
+		if r.T != dhcpv4.MessageTypeRequest || r.From != netip.AddrPortFrom(firstIP, 68) || r.Ciaddr != firstIP || r.SrvID || r.Req.IsValid() || r.Bcast {
 			t.Errorf("renew %+v", r)
 		}
 		renewed := c.Lease().Obtained
@@ -210,29 +211,29 @@ func TestRenewRebindExpire(t *testing.T) {
 		}
 
 		// Now unicast goes unanswered: renew retries, then rebinds at T2.
-		srv.set(func(s *testServer) { s.noUni = true; s.got = nil })
+		srv.Set(func(s *dhcptest.Server) { s.NoUnicast = true; s.Got = nil })
 		time.Sleep(873 * time.Second) // the renewed lease's T2 is 875 s after it
 		synctest.Wait()
-		for _, g := range srv.seen() {
-			if g.bcast || g.from.Addr() != firstIP {
+		for _, g := range srv.Seen() {
+			if g.Bcast || g.From.Addr() != firstIP {
 				t.Errorf("before T2: %+v", g)
 			}
 		}
-		if len(srv.seen()) < 2 {
-			t.Errorf("renewing sent %d requests", len(srv.seen()))
+		if len(srv.Seen()) < 2 {
+			t.Errorf("renewing sent %d requests", len(srv.Seen()))
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		got = srv.seen()
+		got = srv.Seen()
 		if c.Lease() == nil {
 			t.Fatalf("no lease after T2; server saw %+v", got)
 		}
-		if r := got[len(got)-1]; !r.bcast || r.ciaddr != firstIP || r.srvID || c.Lease().Obtained.Sub(renewed) < 875*time.Second {
+		if r := got[len(got)-1]; !r.Bcast || r.Ciaddr != firstIP || r.SrvID || c.Lease().Obtained.Sub(renewed) < 875*time.Second {
 			t.Errorf("rebind %+v, lease from %v", r, c.Lease().Obtained.Sub(renewed))
 		}
 
 		// Nobody answers: the lease runs out.
-		srv.set(func(s *testServer) { s.silent = true })
+		srv.Set(func(s *dhcptest.Server) { s.Silent = true })
 		time.Sleep(1001 * time.Second)
 		synctest.Wait()
 		select {
@@ -269,8 +270,8 @@ func TestDecline(t *testing.T) {
 		if l.Address.Addr() != netip.MustParseAddr("10.70.0.101") || time.Since(start) < 10*time.Second {
 			t.Errorf("got %v after %v", l.Address, time.Since(start))
 		}
-		if srv.count(dhcpv4.MessageTypeDecline) != 1 {
-			t.Errorf("server saw %+v", srv.seen())
+		if srv.Count(dhcpv4.MessageTypeDecline) != 1 {
+			t.Errorf("server saw %+v", srv.Seen())
 		}
 		if hasAddr(t, ch, netip.PrefixFrom(firstIP, 24)) {
 			t.Error("declined address configured")
@@ -292,11 +293,11 @@ func TestRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for srv.count(dhcpv4.MessageTypeRelease) == 0 && time.Now().Before(deadline) {
+	for srv.Count(dhcpv4.MessageTypeRelease) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	got := srv.seen()
-	if r := got[len(got)-1]; r.t != dhcpv4.MessageTypeRelease || r.ciaddr != firstIP || r.from.Addr() != firstIP || r.bcast || !r.srvID {
+	got := srv.Seen()
+	if r := got[len(got)-1]; r.T != dhcpv4.MessageTypeRelease || r.Ciaddr != firstIP || r.From.Addr() != firstIP || r.Bcast || !r.SrvID {
 		t.Errorf("release %+v", r)
 	}
 	if hasAddr(t, ch, netip.PrefixFrom(firstIP, 24)) {
