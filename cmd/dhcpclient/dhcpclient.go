@@ -55,7 +55,7 @@ const usageText = `Usage: udhcpc [-fqRn] [-t N] [-T SEC] [-A SEC] [-i IFACE] [-s
 	-x OPT:VAL	Include option OPT in sent packets (e.g. hostname:NAME, 0x3d:0100BEEF)
 	-O OPT		Request option OPT from server
 	-V VENDOR	Vendor identifier
-	-F NAME		Ask server to update DNS mapping for NAME (hostname option)
+	-F NAME		Ask server to update DNS mapping for NAME
 	-C		Don't send MAC as client identifier
 	--leasefile FILE	Keep the lease in FILE for INIT-REBOOT
 	--link SPEC	Run on a private stack over link SPEC
@@ -315,13 +315,14 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		}
 		defer os.Remove(o.pidfile)
 	}
-	hostname := o.hostname
 	if o.fqdn != "" {
-		hostname = o.fqdn
+		// RFC 4702 client FQDN, as udhcpc sends it: flags S (the server
+		// updates the A record), RCODEs 0, the name in ASCII (E clear).
+		o.sendOpts = append(o.sendOpts, dhcpv4.OptGeneric(dhcpv4.OptionFQDN, append([]byte{1, 0, 0}, o.fqdn...)))
 	}
 	dc := dhcp4.Config{
 		Host: h, Interface: o.iface, LeaseFile: o.leasefile, RequestedIP: o.requested,
-		Hostname: hostname, Vendor: o.vendor, NoClientID: o.noClientID, Options: o.sendOpts,
+		Hostname: o.hostname, Vendor: o.vendor, NoClientID: o.noClientID, Options: o.sendOpts,
 		Request: o.request, Discovers: o.tries, Log: logf,
 		Event: func(ev string, l *dhcp4.Lease) {
 			runScript(ctx, cfg, env, o, ev, l)

@@ -133,12 +133,13 @@ func TestNoLease(t *testing.T) {
 }
 
 // TestRelease: -R releases on exit (unicast RELEASE, "entering released
-// state", deconfig) and sends -x hostname:, -V and -r in the DISCOVER.
+// state", deconfig) and sends -x hostname:, -x 0x3d:, -V, -F and -r in
+// the DISCOVER.
 func TestRelease(t *testing.T) {
 	ch, srv := dhcptest.Lab(t, "")
 	script, out := dumpScript(t)
 	code, _, stderr := runApplet(context.Background(), t, ch, Config{}, "-n", "-q", "-R", "-T", "1", "-s", script,
-		"-x", "hostname:clientd", "-V", "myvendor", "-r", "10.70.0.100", "-x", "0x3d:0100beef")
+		"-x", "hostname:clientd", "-V", "myvendor", "-r", "10.70.0.100", "-x", "0x3d:0100beef", "-F", "c.lab")
 	if code != 0 || !strings.HasSuffix(stderr, "udhcpc: unicasting a release of 10.70.0.100 to 10.70.0.1\nudhcpc: entering released state\n") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -154,7 +155,8 @@ func TestRelease(t *testing.T) {
 	}
 	d := srv.Seen()[0].M
 	if d.HostName() != "clientd" || d.ClassIdentifier() != "myvendor" || d.RequestedIPAddress().String() != "10.70.0.100" ||
-		!bytes.Equal(d.Options.Get(dhcpv4.OptionClientIdentifier), []byte{1, 0, 0xbe, 0xef}) {
+		!bytes.Equal(d.Options.Get(dhcpv4.OptionClientIdentifier), []byte{1, 0, 0xbe, 0xef}) ||
+		string(d.Options.Get(dhcpv4.OptionFQDN)) != "\x01\x00\x00c.lab" {
 		t.Errorf("discover options %v", d.Options)
 	}
 	it, _ := ch.Interface(context.Background(), "eth0")
@@ -269,5 +271,22 @@ func TestScriptTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// TestRetryRounds: without -n a failed round waits -A seconds and starts
+// again until the applet is told to stop (exit 0).
+func TestRetryRounds(t *testing.T) {
+	ch, srv := dhcptest.Lab(t, "")
+	srv.Set(func(s *dhcptest.Server) { s.Silent = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	code, _, stderr := runApplet(ctx, t, ch, Config{}, "-t", "1", "-T", "1", "-A", "1")
+	// Rounds start at 0, 2 and 3 s (1 s of discover, 1 s of -A).
+	if code != 0 || strings.Count(stderr, "broadcasting discover") != 2 || !strings.HasSuffix(stderr, "udhcpc: received SIGTERM\n") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if n := srv.Count(dhcpv4.MessageTypeDiscover); n != 2 {
+		t.Errorf("%d discovers", n)
 	}
 }

@@ -52,9 +52,6 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 
 func (s Seconds) D() time.Duration { return time.Duration(s) }
 
-// Infinite is the lease time 0xffffffff (RFC 2131 §3.3): never renewed.
-const Infinite = Seconds(0xffffffff * time.Second)
-
 // Expiry, RenewAt and RebindAt are the lease's deadlines (§4.4.5).
 func (l *Lease) Expiry() time.Time   { return l.Obtained.Add(l.Duration.D()) }
 func (l *Lease) RenewAt() time.Time  { return l.Obtained.Add(l.T1.D()) }
