@@ -307,14 +307,6 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 	}
 	defer h.Close()
 	logf := func(format string, a ...any) { fmt.Fprintf(env.Stderr, "udhcpc: "+format+"\n", a...) }
-	logf("started, v%s", version)
-	if o.pidfile != "" {
-		if err := os.WriteFile(o.pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			logf("can't open '%s': %v", o.pidfile, errors.Unwrap(err))
-			return 1
-		}
-		defer os.Remove(o.pidfile)
-	}
 	if o.fqdn != "" {
 		// RFC 4702 client FQDN, as udhcpc sends it: flags S (the server
 		// updates the A record), RCODEs 0, the name in ASCII (E clear).
@@ -345,6 +337,15 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 		return 1
 	}
 	defer c.Close()
+	// As udhcpc, the interface is looked up before anything is said.
+	logf("started, v%s", version)
+	if o.pidfile != "" {
+		if err := os.WriteFile(o.pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			logf("can't open '%s': %v", o.pidfile, errors.Unwrap(err))
+			return 1
+		}
+		defer os.Remove(o.pidfile)
+	}
 	c.Deconfig()
 	terminated := func() int {
 		if o.release {

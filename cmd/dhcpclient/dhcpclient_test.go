@@ -181,23 +181,28 @@ func TestNak(t *testing.T) {
 	}
 }
 
-// TestForegroundTerm: without -q the applet stays bound; when its context
-// ends (SIGTERM) it releases (-R) and says so.
+// TestForegroundTerm: without -q the applet stays bound, with its -p
+// pidfile; when its context ends (SIGTERM) it releases (-R), says so and
+// removes the pidfile.
 func TestForegroundTerm(t *testing.T) {
 	ch, srv := dhcptest.Lab(t, "")
+	pidfile := filepath.Join(t.TempDir(), "udhcpc.pid")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var code int
 	var stderr string
 	go func() {
 		defer close(done)
-		code, _, stderr = runApplet(ctx, t, ch, Config{}, "-f", "-R", "-T", "1")
+		code, _, stderr = runApplet(ctx, t, ch, Config{}, "-f", "-R", "-T", "1", "-p", pidfile)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Count(dhcpv4.MessageTypeRequest) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
+	if b, err := os.ReadFile(pidfile); err != nil || string(b) != fmt.Sprintf("%d\n", os.Getpid()) {
+		t.Errorf("pidfile %q, %v", b, err)
+	}
 	cancel()
 	select {
 	case <-done:
@@ -206,6 +211,9 @@ func TestForegroundTerm(t *testing.T) {
 	}
 	if code != 0 || !strings.HasSuffix(stderr, "udhcpc: entering released state\nudhcpc: received SIGTERM\n") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pidfile left behind: %v", err)
 	}
 	deadline = time.Now().Add(2 * time.Second)
 	for srv.Count(dhcpv4.MessageTypeRelease) == 0 && time.Now().Before(deadline) {
@@ -229,7 +237,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"-t", "x"}, "udhcpc: invalid number 'x'\n"},
 		{[]string{"-r", "banana"}, "udhcpc: bad IP address 'banana'\n"},
 		{[]string{"-x", "nonsense:1"}, "udhcpc: unknown option 'nonsense'\n"},
-		{[]string{"-i", "eth9", "-n", "-q"}, "udhcpc: started, v1.35.0\nudhcpc: SIOCGIFINDEX: No such device\n"},
+		{[]string{"-i", "eth9", "-n", "-q"}, "udhcpc: SIOCGIFINDEX: No such device\n"},
 	} {
 		code, _, stderr := runApplet(context.Background(), t, ch, Config{}, c.args...)
 		if code != 1 || !strings.HasPrefix(stderr, c.want) {

@@ -207,6 +207,9 @@ func (c *Client) recv(ctx context.Context, x dhcpv4.TransactionID, deadline time
 			return nil, err
 		}
 		c.conn.SetReadDeadline(deadline)
+		if err := ctx.Err(); err != nil { // cancelled before our deadline replaced the AfterFunc's
+			return nil, err
+		}
 		n, _, err := c.conn.ReadFrom(c.buf)
 		if err != nil {
 			if ctx.Err() != nil {
