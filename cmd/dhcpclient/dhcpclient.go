@@ -9,7 +9,7 @@
 // kernel's interface, not ours). DNS servers and domain go to the event
 // script (dns=, domain=) and to Config.Resolv, since netd owns
 // resolv.conf. The applet stays in the foreground (-f is how it always
-// runs); -b, -o, -a, -B, -S and the SIGUSR1/SIGUSR2 controls are not
+// runs); -b, -o, -a, -B, -S, -P and the SIGUSR1/SIGUSR2 controls are not
 // supported. --leasefile FILE keeps the lease for INIT-REBOOT.
 package dhcpclient
 
@@ -147,6 +147,9 @@ func parse(args []string) (*options, error) {
 		}
 		for j := 1; j < len(a); j++ {
 			c := a[j]
+			if strings.ContainsRune("boaBSP", rune(c)) {
+				return nil, fmt.Errorf("option -%c is not supported", c)
+			}
 			if !strings.ContainsRune("fqRnC"+withArg, rune(c)) {
 				return nil, usageError(fmt.Sprintf("invalid option -- '%c'", c))
 			}

@@ -234,6 +234,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{[]string{"-Z"}, "udhcpc: invalid option -- 'Z'\nUsage: udhcpc"},
 		{[]string{"-t"}, "udhcpc: option requires an argument -- 't'\n"},
+		{[]string{"-b"}, "udhcpc: option -b is not supported\n"},
 		{[]string{"-t", "x"}, "udhcpc: invalid number 'x'\n"},
 		{[]string{"-r", "banana"}, "udhcpc: bad IP address 'banana'\n"},
 		{[]string{"-x", "nonsense:1"}, "udhcpc: unknown option 'nonsense'\n"},
