@@ -9,7 +9,8 @@ import (
 // options is a parsed command line.
 type options struct {
 	ipv4, ipv6, binary bool
-	escape             int // the escape byte; -1: none (-E)
+	escape             int  // the escape byte; -1: none (-E)
+	escapeSet          bool // -e given
 	user, bind, link   string
 	help, usage        bool
 	args               []string // host [port]
@@ -139,9 +140,9 @@ func (o *options) set(short byte, long, val string) {
 	case '8':
 		o.binary = true
 	case 'E':
-		o.escape = -1
+		o.escape, o.escapeSet = -1, false
 	case 'e':
-		o.escape = escapeChar(val)
+		o.escape, o.escapeSet = escapeChar(val), true
 	case 'l':
 		o.user = val
 	case 'b':

@@ -106,7 +106,12 @@ func TestKernelRawAndRefused(t *testing.T) {
 	lab, h := kernelLab(t)
 	lab.Start(t, "socat", "TCP-LISTEN:7007,reuseaddr", "EXEC:cat")
 	kernelListening(t, lab, 7007)
-	r := runTelnet(t, h, "ping\n", "10.97.0.1", "7007")
+	stdin, w := io.Pipe()
+	p := start(t, h, Config{}, stdin, nil, "10.97.0.1", "7007")
+	w.Write([]byte("ping\n"))
+	waitOutput(t, p, "ping\n", "raw")
+	w.Close()
+	r := p.wait(t, 10*time.Second, "raw")
 	// cat echoes the CR LF the client sent; the client gives it as LF.
 	if r.status != 0 || r.out != banner("10.97.0.1", "10.97.0.1")+"ping\n" || r.err != "Connection closed by foreign host.\n" {
 		t.Errorf("raw: %+v", r)

@@ -35,7 +35,7 @@ func TestThroughNetd(t *testing.T) {
 
 	done := serve(t, b, "10.79.0.2:2323", func(conn net.Conn) error {
 		conn.Write(iac(255, 253, 24, 255, 250, 24, 1, 255, 240))
-		if err := expect(conn, "TTYPE", iac(255, 251, 24, 255, 250, 24, 0, "xterm", 255, 240)); err != nil {
+		if err := expect(conn, "TTYPE", iac(255, 251, 24, 255, 250, 24, 0, "XTERM", 255, 240)); err != nil {
 			return err
 		}
 		conn.Write([]byte("welcome\r\n"))

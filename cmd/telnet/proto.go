@@ -101,7 +101,8 @@ type Engine struct {
 }
 
 // NewEngine returns an engine that sends term for TERMINAL-TYPE, cols x
-// rows for NAWS and user (if not empty) as NEW-ENVIRON's USER.
+// rows for NAWS (0x0: no size known, none sent) and user (if not
+// empty) as NEW-ENVIRON's USER.
 func NewEngine(term string, cols, rows int, user string) *Engine {
 	if len(term) > maxTerm {
 		term = term[:maxTerm]
@@ -308,7 +309,7 @@ func (e *Engine) recvDisable(s *side, opt byte, yes, no byte, local bool) {
 
 // enabled runs what an option does when it comes on.
 func (e *Engine) enabled(opt byte, local bool) {
-	if local && opt == optNAWS {
+	if local && opt == optNAWS && e.cols > 0 && e.rows > 0 {
 		// RFC 1073: the client sends its size once NAWS is agreed.
 		e.reply = e.appendNAWS(e.reply)
 	}
@@ -393,7 +394,7 @@ func clamp(n int) int { return max(0, min(n, 0xffff)) }
 // when NAWS is on.
 func (e *Engine) SetWindow(cols, rows int) []byte {
 	e.cols, e.rows = cols, rows
-	if !e.Us(optNAWS) {
+	if !e.Us(optNAWS) || cols <= 0 || rows <= 0 {
 		return nil
 	}
 	return e.appendNAWS(nil)

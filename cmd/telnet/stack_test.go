@@ -210,7 +210,7 @@ func TestAnswersServerNegotiation(t *testing.T) {
 			send, want []byte
 		}{
 			{"DO TTYPE", iac(255, 253, 24), iac(255, 251, 24)},
-			{"SB TTYPE SEND", iac(255, 250, 24, 1, 255, 240), iac(255, 250, 24, 0, "vt220", 255, 240)},
+			{"SB TTYPE SEND", iac(255, 250, 24, 1, 255, 240), iac(255, 250, 24, 0, "VT220", 255, 240)},
 			{"DO NAWS", iac(255, 253, 31), iac(255, 251, 31, 255, 250, 31, 0, 132, 0, 43, 255, 240)},
 			{"WILL ECHO", iac(255, 251, 1), iac(255, 253, 1)},
 			{"WILL SGA", iac(255, 251, 3), iac(255, 253, 3)},
@@ -257,14 +257,14 @@ func TestOpensNegotiationOnTelnetPort(t *testing.T) {
 		if _, err := c.Write(iac(255, 251, 3, 255, 253, 24, 255, 254, 39, 255, 251, 0, 255, 253, 0, 255, 253, 31)); err != nil {
 			return err
 		}
-		// Only NAWS's size answers (80x24: no $COLUMNS, no hook).
+		// Only NAWS's size answers ($COLUMNS x $LINES).
 		if err := expect(c, "NAWS", iac(255, 250, 31, 0, 80, 0, 24, 255, 240)); err != nil {
 			return err
 		}
 		if _, err := c.Write(iac(255, 250, 24, 1, 255, 240)); err != nil {
 			return err
 		}
-		if err := expect(c, "TTYPE IS", iac(255, 250, 24, 0, "network", 255, 240)); err != nil {
+		if err := expect(c, "TTYPE IS", iac(255, 250, 24, 0, "UNKNOWN", 255, 240)); err != nil {
 			return err
 		}
 		if _, err := c.Write([]byte("go\n")); err != nil {
@@ -275,7 +275,7 @@ func TestOpensNegotiationOnTelnetPort(t *testing.T) {
 	})
 	stdin, w := io.Pipe()
 	defer w.Close()
-	p := start(t, a, Config{}, stdin, nil, "-8", "10.2.0.2")
+	p := start(t, a, Config{}, stdin, map[string]string{"COLUMNS": "80", "LINES": "24"}, "-8", "10.2.0.2")
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.out.String(), "go\n") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -307,8 +307,9 @@ func TestWindowSizeHook(t *testing.T) {
 
 // A port that speaks no TELNET (an echo server): nothing is sent until
 // the user types, what is typed goes as the NVT's CR NUL and CR LF (the
-// capture's Python saw version '\x00'), the echo comes back decoded, and
-// EOF on stdin half-closes so the server's close ends the session.
+// capture's Python saw version '\x00'), and the echo comes back decoded.
+// EOF on stdin then closes the connection at once and reports the
+// foreign host's close, as inetutils telnet does.
 func TestRawTCP(t *testing.T) {
 	a, b := pair(t, 4)
 	got := make(chan []byte, 1)
@@ -336,6 +337,7 @@ func TestRawTCP(t *testing.T) {
 	p := start(t, a, Config{}, stdin, nil, "10.4.0.2", "echo")
 	time.Sleep(400 * time.Millisecond)
 	w.Write([]byte("GET / HTTP/1.0\r\n\r\n\xff"))
+	waitOutput(t, p, "\r\n\r\n\xff", "echo")
 	w.Close()
 	waitErr(t, srv, "echo")
 	if g := <-got; !bytes.Equal(g, []byte("GET / HTTP/1.0\r\x00\r\n\r\x00\r\n\xff\xff")) {
@@ -354,16 +356,20 @@ func TestIACData(t *testing.T) {
 		_, err := c.Write(iac("a", 255, 255, "b", 13, 0, "c", 255, 241, "d"))
 		return err
 	})
-	r := runTelnet(t, a, "", "10.5.0.2", "2323")
-	if r.status != 0 || r.out != banner("10.5.0.2", "10.5.0.2")+"a\xffb\rcd" {
+	stdin, w := io.Pipe()
+	defer w.Close()
+	r := start(t, a, Config{}, stdin, nil, "10.5.0.2", "2323").wait(t, 10*time.Second, "telnet")
+	if r.status != 0 || r.out != banner("10.5.0.2", "10.5.0.2")+"a\xffb\rcd" || r.err != "Connection closed by foreign host.\n" {
 		t.Errorf("telnet: %+v", r)
 	}
 }
 
 // The escape character: "status" reports and returns to the session, an
-// empty line returns, "close" closes ("Connection closed.") and leaves
-// the prompt, whose EOF exits 0. The server sees the data typed before
-// the escape and then its connection end.
+// empty line returns, "close" closes ("Connection closed.", exit 0: with
+// a host on the command line inetutils telnet does not stay at the
+// prompt). The command lines are echoed after the prompt, as readline
+// does when stdin is not a terminal. The server sees the data typed
+// before the escape and then its connection end.
 func TestEscapeClose(t *testing.T) {
 	a, b := pair(t, 6)
 	got := make(chan []byte, 1)
@@ -375,9 +381,9 @@ func TestEscapeClose(t *testing.T) {
 	})
 	r := runTelnet(t, a, "one\n\x1dstatus\ntwo\n\x1d\nthree\x1dclose\n", "10.6.0.2", "2323")
 	want := banner("10.6.0.2", "10.6.0.2") +
-		"\ntelnet> Connected to 10.6.0.2.\nOperating in obsolete linemode\nLocal character echo\nEscape character is '^]'.\n" +
-		"\ntelnet> " +
-		"\ntelnet> Connection closed.\ntelnet> "
+		"\ntelnet> status\nConnected to 10.6.0.2.\nOperating in obsolete linemode\nLocal character echo\nEscape character is '^]'.\n" +
+		"\ntelnet> \n" +
+		"\ntelnet> close\nConnection closed.\n"
 	if r.status != 0 || r.out != want || r.err != "" {
 		t.Errorf("telnet: status %d\nstdout %q\nwant   %q\nstderr %q", r.status, r.out, want, r.err)
 	}
@@ -401,10 +407,11 @@ func TestEscapeVariants(t *testing.T) {
 		wantOut    string
 		wantServer string
 	}{
-		{[]string{"10.7.0.2", "2323"}, "x\x1dqu\n", banner("10.7.0.2", "10.7.0.2") + "\ntelnet> Connection closed.\n", "x"},
+		{[]string{"10.7.0.2", "2323"}, "x\x1dqu\n", banner("10.7.0.2", "10.7.0.2") + "\ntelnet> qu\nConnection closed.\n", "x"},
 		{[]string{"10.7.0.2", "2323"}, "y\x1d", banner("10.7.0.2", "10.7.0.2") + "\ntelnet> Connection closed.\n", "y"},
 		{[]string{"-e", "^X", "10.7.0.2", "2323"}, "\x1d\x18bogus\n\x18quit\n",
-			strings.Replace(banner("10.7.0.2", "10.7.0.2"), "^]", "^X", 1) + "\ntelnet> ?Invalid command\n\ntelnet> Connection closed.\n", "\x1d"},
+			"Telnet escape character is '^X'.\n" + strings.Replace(banner("10.7.0.2", "10.7.0.2"), "^]", "^X", 1) +
+				"\ntelnet> bogus\n?Invalid command\n\ntelnet> quit\nConnection closed.\n", "\x1d"},
 	}
 	for i, c := range cases {
 		got := make(chan []byte, 1)
@@ -423,8 +430,7 @@ func TestEscapeVariants(t *testing.T) {
 		}
 	}
 
-	// -E: no escape; stdin's EOF half-closes and the server's close
-	// ends the session.
+	// -E: no escape; stdin's EOF closes.
 	got := make(chan []byte, 1)
 	serve(t, b, "10.7.0.2:2323", func(conn net.Conn) error {
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -511,6 +517,7 @@ func TestBind(t *testing.T) {
 func TestPrompt(t *testing.T) {
 	a, _ := pair(t, 11)
 	r := runTelnet(t, a, "status\n\nop 10.11.0.2 81\nfrob\n")
+	// The top-level prompt does not echo its lines (measured).
 	want := "telnet> No connection.\nEscape character is '^]'.\ntelnet> telnet> Trying 10.11.0.2...\ntelnet> ?Invalid command\ntelnet> "
 	if r.status != 0 || r.out != want || r.err != "telnet: Unable to connect to remote host: Connection refused\n" {
 		t.Errorf("prompt: %+v\nwant stdout %q", r, want)
@@ -594,5 +601,51 @@ func TestInterrupt(t *testing.T) {
 	p.cancel()
 	if r := p.wait(t, 5*time.Second, "session"); r.status != 130 || r.err != "" {
 		t.Errorf("session: %+v", r)
+	}
+}
+
+// EOF on stdin ends the session at once, the server silent and still
+// open: inetutils telnet closes and prints the foreign host's message
+// (measured against a server that kept its end open 3 s).
+func TestStdinEOFCloses(t *testing.T) {
+	a, b := pair(t, 13)
+	got := make(chan []byte, 1)
+	serve(t, b, "10.13.0.2:2323", func(c net.Conn) error {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, err := io.ReadAll(c)
+		got <- all
+		return err
+	})
+	start := time.Now()
+	r := runTelnet(t, a, "x\n", "10.13.0.2", "2323")
+	if r.status != 0 || r.out != banner("10.13.0.2", "10.13.0.2") || r.err != "Connection closed by foreign host.\n" {
+		t.Errorf("telnet: %+v", r)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v to end after stdin's EOF", d)
+	}
+	if g := <-got; string(g) != "x\r\n" {
+		t.Errorf("server got %q", g)
+	}
+}
+
+// Without a size (no hook, no $COLUMNS/$LINES: no terminal) NAWS is
+// agreed and no size sent, as inetutils telnet does; TERM goes in
+// capitals.
+func TestNoWindowSize(t *testing.T) {
+	a, b := pair(t, 14)
+	srv := serve(t, b, "10.14.0.2:2323", func(c net.Conn) error {
+		c.Write(iac(255, 253, 31, 255, 253, 24, 255, 250, 24, 1, 255, 240))
+		if err := expect(c, "answers", iac(255, 251, 31, 255, 251, 24, 255, 250, 24, 0, "XTERM", 255, 240)); err != nil {
+			return err
+		}
+		return quiet(c, "after", 300*time.Millisecond)
+	})
+	stdin, w := io.Pipe()
+	defer w.Close()
+	p := start(t, a, Config{}, stdin, map[string]string{"TERM": "xterm"}, "10.14.0.2", "2323")
+	waitErr(t, srv, "no size")
+	if r := p.wait(t, 10*time.Second, "telnet"); r.status != 0 {
+		t.Errorf("telnet: %+v", r)
 	}
 }

@@ -13,7 +13,12 @@
 // negotiation itself only on the telnet port chosen by default (or a
 // port written "-PORT"); on a port given explicitly it sends nothing
 // until the user types, and answers only what the server starts, so a
-// port check against HTTP or SMTP sees raw TCP.
+// port check against HTTP or SMTP sees raw TCP. The details not in the
+// capture were measured against inetutils telnet 2.4: EOF on stdin
+// closes at once with "Connection closed by foreign host.", "close"
+// with a host on the command line exits, the escape prompt echoes its
+// line, TERM goes in capitals (UNKNOWN unset), and NAWS without a known
+// size sends none.
 //
 // Locks: session.mu (the engine), session.wmu (writes to the
 // connection) and session.omu (writes to stdout) are leaves, never held
@@ -46,7 +51,7 @@ type Resolver func(ctx context.Context, h host.Host, getenv func(string) string,
 
 // Config holds what the embedding program plugs in. The zero value is a
 // telnet that takes IP literals only and a window of $COLUMNS x $LINES
-// (80x24 without them).
+// (no size without them, as without a terminal).
 type Config struct {
 	Resolve Resolver
 	// WindowSize is the terminal's size for NAWS; ok false when unknown.
@@ -100,6 +105,10 @@ func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, arg
 	if o.usage {
 		fmt.Fprint(env.Stdout, usageText)
 		return exitOK
+	}
+	if o.escapeSet {
+		// inetutils announces -e's character as it parses it.
+		fmt.Fprintf(env.Stdout, "Telnet escape character is '%s'.\n", control(o.escape))
 	}
 	t := &telnet{ctx: ctx, open: open, cfg: cfg, env: env, o: o, kbd: &keyboard{r: env.Stdin}}
 	defer func() {
@@ -403,7 +412,8 @@ func (t *telnet) connect(name, portArg string) (status int, more bool) {
 }
 
 // windowSize is the NAWS size: the hook's, else $COLUMNS x $LINES, else
-// 80x24.
+// none (0x0): inetutils telnet without a terminal agrees to NAWS and
+// sends no size (measured).
 func (t *telnet) windowSize() (int, int) {
 	if t.cfg.WindowSize != nil {
 		if c, r, ok := t.cfg.WindowSize(); ok {
@@ -415,7 +425,7 @@ func (t *telnet) windowSize() (int, int) {
 	if err1 == nil && err2 == nil && c > 0 && r > 0 {
 		return c, r
 	}
-	return 80, 24
+	return 0, 0
 }
 
 // session is one connection.
@@ -451,9 +461,11 @@ func (s *session) write(p []byte) error {
 }
 
 func (t *telnet) session(c net.Conn, name string, telnetPort bool) (int, bool) {
-	term := t.env.Getenv("TERM")
+	// BSD telnet's gettermname: $TERM in capitals, UNKNOWN without it
+	// (measured: TERM=xterm is sent as XTERM).
+	term := strings.ToUpper(t.env.Getenv("TERM"))
 	if term == "" {
-		term = "network"
+		term = "UNKNOWN"
 	}
 	cols, rows := t.windowSize()
 	s := &session{t: t, c: c, name: name, eng: NewEngine(term, cols, rows, t.o.user)}
@@ -489,12 +501,17 @@ func (t *telnet) session(c net.Conn, name string, telnetPort bool) (int, bool) {
 		return foreign()
 	case act := <-kbd:
 		switch act {
-		case actEOF, actNetError:
-			// Stdin is over: the rest is the server's (the capture's
-			// `(sleep 0.5) | telnet` ends when the server closes).
-			if cw, ok := c.(interface{ CloseWrite() error }); ok && act == actEOF {
-				cw.CloseWrite()
+		case actEOF:
+			// inetutils telnet closes at once when stdin ends and says
+			// the foreign host closed (measured: the server saw EOF
+			// with no wait for its answer, exit 0).
+			c.Close()
+			select {
+			case <-netDone:
+			case <-time.After(2 * time.Second):
 			}
+			return foreign()
+		case actNetError:
 			select {
 			case <-netDone:
 				return foreign()
@@ -510,7 +527,9 @@ func (t *telnet) session(c net.Conn, name string, telnetPort bool) (int, bool) {
 			case <-time.After(2 * time.Second):
 			}
 			t.print("Connection closed.\n")
-			return exitOK, act == actClose
+			// With a host on the command line inetutils telnet exits
+			// after "close" too; from the prompt it goes back to it.
+			return exitOK, act == actClose && len(t.o.args) == 0
 		}
 	}
 	return exitOK, false
@@ -585,6 +604,11 @@ func (s *session) keyboard() action {
 		}
 		s.t.print("\ntelnet> ")
 		line, ok := k.line()
+		if ok {
+			// inetutils echoes the escape prompt's line when stdin is
+			// not a terminal (not the top-level prompt's; both measured).
+			s.t.print(line + "\n")
+		}
 		if !ok {
 			// EOF at the prompt is "quit", as fgets failing in BSD
 			// telnet's command().
