@@ -1,6 +1,7 @@
 package telnet
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,6 +21,8 @@ type options struct {
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+var errTooMany = errors.New("too many arguments")
 
 // longOpt is one of the GNU long options (inetutils' argp names).
 type longOpt struct {
@@ -100,7 +103,8 @@ func parse(args []string) (*options, error) {
 		return nil, &usageError{"-4 and -6 are mutually exclusive"}
 	}
 	if len(o.args) > 2 && !o.help && !o.usage {
-		return nil, &usageError{"too many arguments"}
+		// inetutils' error(1, …) after parsing: no "Try" line, exit 1.
+		return nil, errTooMany
 	}
 	return o, nil
 }

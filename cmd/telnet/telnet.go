@@ -94,6 +94,10 @@ type telnet struct {
 
 func run(ctx context.Context, open host.Opener, cfg Config, env *applet.Env, args []string) int {
 	o, err := parse(args)
+	if err == errTooMany {
+		fmt.Fprintf(env.Stderr, "telnet: %v\n", err)
+		return exitFail
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "telnet: %v\nTry 'telnet --help' or 'telnet --usage' for more information.\n", err)
 		return exitUsage
