@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/stackbox/stackbox/cmd/arp"
+	"github.com/stackbox/stackbox/cmd/dhcpclient"
 	hostcmd "github.com/stackbox/stackbox/cmd/host"
 	"github.com/stackbox/stackbox/cmd/ifconfig"
 	"github.com/stackbox/stackbox/cmd/nc"
@@ -55,6 +56,7 @@ func applets() []*applet.Applet {
 		traceroute.New(hostopen.Open, traceroute.Config{Resolve: hostopen.Resolve, Reverse: hostopen.ReverseName}),
 		hostcmd.Applet(hostopen.Open),
 		nslookup.Applet(hostopen.Open),
+		dhcpclient.Applet(hostopen.Open),
 	}
 }
 
