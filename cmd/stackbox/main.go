@@ -25,6 +25,7 @@ import (
 	"github.com/stackbox/stackbox/cmd/nslookup"
 	"github.com/stackbox/stackbox/cmd/ping"
 	"github.com/stackbox/stackbox/cmd/route"
+	"github.com/stackbox/stackbox/cmd/telnet"
 	"github.com/stackbox/stackbox/cmd/traceroute"
 	"github.com/stackbox/stackbox/cmd/wget"
 	"github.com/stackbox/stackbox/internal/applet"
@@ -57,6 +58,7 @@ func applets() []*applet.Applet {
 		hostcmd.Applet(hostopen.Open),
 		nslookup.Applet(hostopen.Open),
 		dhcpclient.Applet(hostopen.Open),
+		telnet.New(hostopen.Open, telnet.Config{Resolve: hostopen.ResolveAll}),
 	}
 }
 
