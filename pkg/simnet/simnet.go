@@ -4,7 +4,7 @@
 // networks inside the process, so every tool has something to talk to
 // on a fresh machine without root.
 //
-//	netd eth0 192.168.64.100 ─ LAN 192.168.64.0/24 ─ gateway .1 (DNS for "sim.")
+//	netd eth0 192.168.64.100 ─ LAN 192.168.64.0/24 ─ gateway .1 (DHCP, DNS for "sim.")
 //	gateway 10.64.1.1 ─ 10.64.1.0/30 ─ r1 10.64.1.2
 //	r1 10.64.2.1      ─ 10.64.2.0/30 ─ r2 10.64.2.2
 //	r2 198.51.100.1   ─ 198.51.100.0/24 ─ www 198.51.100.10 (HTTP :80, echo :7 TCP and UDP)
@@ -12,8 +12,9 @@
 // The gateway, r1 and r2 forward IPv4, so traceroute www.sim shows three
 // hops before the server. The gateway's DNS server is authoritative for
 // sim. and the reverse zones of these addresses and refuses other names
-// (it does not recurse). DHCP is not served yet: netd configures its
-// address, route and nameserver statically (Client*, below).
+// (it does not recurse). Its DHCP server leases 192.168.64.100-199 with
+// the route, nameserver and domain; ClientAddr and the rest below are
+// what a static client uses instead.
 //
 // A Network owns its hosts and their links; it holds no locks of its own
 // (each stack and server has its own).
@@ -127,6 +128,10 @@ func Start(name string) (*Network, error) {
 		if len(sp.links) > 1 {
 			h.Stack().SetForwarding(false, true)
 		}
+	}
+	if err := n.serveDHCP(n.hosts[0], "eth0"); err != nil {
+		n.Close()
+		return nil, err
 	}
 	if err := n.serveDNS(n.hosts[0], Gateway); err != nil {
 		n.Close()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/dhcp4"
 	"github.com/stackbox/stackbox/pkg/host"
 	"github.com/stackbox/stackbox/pkg/resolver"
 	"github.com/stackbox/stackbox/pkg/stackhost"
@@ -139,5 +140,75 @@ func TestHops(t *testing.T) {
 		if offender.String() != want {
 			t.Errorf("ttl %d: ICMP error from %v, want %s", ttl, offender, want)
 		}
+	}
+}
+
+// The gateway's DHCP server leases the LAN to our dhcp4 client: address
+// with the prefix, route, nameserver and domain; a second client gets
+// another address; the same client keeps its address; after a RELEASE
+// the address can go to someone else.
+func TestDHCP(t *testing.T) {
+	n, err := Start(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease := func(h *stackhost.Host) (*dhcp4.Client, *dhcp4.Lease) {
+		t.Helper()
+		c, err := dhcp4.New(ctx, dhcp4.Config{Host: h, Interface: "eth0", Wait: func(int) time.Duration { return time.Second }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.Obtain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, l
+	}
+	var hs []*stackhost.Host
+	for range 2 {
+		h, err := stackhost.Start(n.LAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		hs = append(hs, h)
+	}
+	c1, l1 := lease(hs[0])
+	defer c1.Close()
+	if l1.Address != netip.MustParsePrefix("192.168.64.100/24") || len(l1.Routers) != 1 || l1.Routers[0] != Gateway ||
+		len(l1.DNS) != 1 || l1.DNS[0] != Nameserver || l1.Domain != Domain || l1.Duration.D() != LeaseTime {
+		t.Errorf("lease %+v", l1)
+	}
+	c2, l2 := lease(hs[1])
+	if l2.Address.Addr() != netip.MustParseAddr("192.168.64.101") {
+		t.Errorf("second client got %v", l2.Address)
+	}
+	// The lease works: the first client reaches www.sim through the route.
+	pc, err := hs[0].ListenPacket(ctx, "ping4", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	pc.SendMsg([]byte{8, 0, 0, 0, 0, 0, 0, 1}, nil, netip.AddrPortFrom(WWW, 0))
+	if _, _, _, from, err := pc.RecvMsg(make([]byte, 64), nil, 0); err != nil || from.Addr() != WWW {
+		t.Errorf("ping www.sim on the leased address: %v, %v", from, err)
+	}
+	if err := c2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	h3, err := stackhost.Start(n.LAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h3.Close()
+	c3, l3 := lease(h3)
+	defer c3.Close()
+	if l3.Address.Addr() != netip.MustParseAddr("192.168.64.101") {
+		t.Errorf("after the release a new client got %v, want the freed .101", l3.Address)
 	}
 }
