@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,35 +24,25 @@ type Config struct {
 	Socket     string // control socket path
 	ResolvConf string // the resolv.conf netd owns
 	// Sim joins the built-in simulated network (package simnet) as the
-	// last link, configured statically unless the settings say otherwise.
+	// last link, configured by DHCP from its gateway unless the settings
+	// give it an address.
 	Sim bool
+	// DHCP are the interfaces configured by DHCP.
+	DHCP []string
 }
 
-// simDefaults adds the simulated network's LAN as the next link, and its
-// address, default route, nameserver and search domain where the
-// configuration has none (simnet serves no DHCP yet).
+// simDefaults adds the simulated network's LAN as the next link, to be
+// configured by DHCP unless the configuration gives it an address.
 func (c *Config) simDefaults(n *simnet.Network) {
 	dev := fmt.Sprintf("eth%d", len(c.Links))
 	c.Links = append(c.Links, n.LAN)
-	hasAddr := false
 	for _, a := range c.Addrs {
-		hasAddr = hasAddr || a.Dev == dev
+		if a.Dev == dev {
+			return
+		}
 	}
-	if !hasAddr {
-		c.Addrs = append(c.Addrs, AddrConfig{Dev: dev, Prefix: simnet.ClientAddr})
-	}
-	hasDefault := false
-	for _, r := range c.Routes {
-		hasDefault = hasDefault || r.Dst.Bits() == 0 && r.Dst.Addr().Is4()
-	}
-	if !hasDefault {
-		c.Routes = append(c.Routes, RouteConfig{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: simnet.Gateway})
-	}
-	if len(c.DNS) == 0 {
-		c.DNS = []netip.Addr{simnet.Nameserver}
-	}
-	if len(c.Search) == 0 {
-		c.Search = []string{simnet.Domain}
+	if !slices.Contains(c.DHCP, dev) {
+		c.DHCP = append(c.DHCP, dev)
 	}
 }
 

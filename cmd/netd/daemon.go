@@ -19,11 +19,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/pkg/dhcp4"
 	"github.com/stackbox/stackbox/pkg/host"
 	api "github.com/stackbox/stackbox/pkg/netd"
 	"github.com/stackbox/stackbox/pkg/simnet"
@@ -53,6 +55,7 @@ func Main(ctx context.Context, env *applet.Env, args []string) int {
 		&cli.StringFlag{Name: "config", Usage: "read settings from `FILE` (one 'name value' per line; flags add to it)"},
 		&cli.StringFlag{Name: "socket", Usage: "serve the control socket at `PATH` (default $STACKBOX_SOCKET or " + api.DefaultSocket + ")"},
 		&cli.StringFlag{Name: "resolv-conf", Usage: "write DNS settings to `PATH` (default resolv.conf beside the socket)"},
+		&cli.StringSliceFlag{Name: "dhcp", Usage: "configure interface `IF` by DHCP (address, route, MTU, DNS into resolv.conf); repeatable"},
 		&cli.BoolFlag{Name: "sim", Usage: "join the built-in simulated network (gateway with DNS, two routers, www.sim); the default without --link"},
 	}
 	code := 0
@@ -99,6 +102,7 @@ func configFrom(c *cli.Context, env *applet.Env) (Config, error) {
 	// Without a link netd joins the simulated network, so the tools work
 	// on a fresh machine without root (DESIGN.md, Embedded default).
 	cfg.Sim = c.Bool("sim") || len(cfg.Links) == 0
+	cfg.DHCP = append(cfg.DHCP, c.StringSlice("dhcp")...)
 	for _, s := range c.StringSlice("addr") {
 		a, err := parseAddr(s)
 		if err != nil {
@@ -148,6 +152,10 @@ type Daemon struct {
 	served chan error
 	log    *log.Logger
 	sim    *simnet.Network // the simulated network netd joined, if any
+	dhcp   []*dhcpRun
+
+	mu       sync.Mutex              // leaseDNS and resolv.conf rewrites
+	leaseDNS map[string]*dhcp4.Lease // the bound lease of each DHCP interface
 }
 
 // Start claims the control socket (refusing when another netd serves it),
@@ -188,6 +196,15 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 		}
 		return nil, err
 	}
+	if err := d.startDHCP(ctx); err != nil {
+		d.stopDHCP()
+		h.Close()
+		ln.Close()
+		if sim != nil {
+			sim.Close()
+		}
+		return nil, err
+	}
 	d.srv = api.NewServer(h, api.ServerOptions{ErrorLog: logger, ResolvConf: d.cfg.ResolvConf})
 	go func() { d.served <- d.srv.Serve(ln) }()
 	var links []string
@@ -195,7 +212,7 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 		links = append(links, fmt.Sprintf("eth%d=%s", i, l))
 	}
 	if sim != nil {
-		logger.Printf("joined the simulated network as %v (gateway %v, nameserver %v; try: ping www.sim, traceroute www.sim)", simnet.ClientAddr, simnet.Gateway, simnet.Nameserver)
+		logger.Printf("joined the simulated network (gateway %v with DHCP and DNS; try: ping www.sim, traceroute www.sim, wget -O - http://www.sim/)", simnet.Gateway)
 	}
 	logger.Printf("serving %s (links: %s; resolv.conf: %s)", cfg.Socket, strings.Join(links, " "), cfg.ResolvConf)
 	return d, nil
@@ -253,6 +270,7 @@ func (d *Daemon) Stop() error {
 	if serr := <-d.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
+	d.stopDHCP()
 	if cerr := d.Host.Close(); err == nil {
 		err = cerr
 	}

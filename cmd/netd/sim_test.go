@@ -15,8 +15,9 @@ import (
 	"github.com/stackbox/stackbox/internal/hostopen"
 )
 
-// Without --link netd joins the simulated network, configured as its
-// client: the tools then reach www.sim by name through netd's
+// Without --link netd joins the simulated network and configures eth0
+// by DHCP from its gateway (address, route, and the nameserver and
+// domain in its resolv.conf): the tools then reach www.sim by name through netd's
 // resolv.conf (ping with TTL 61 after three routers, HTTP over nc), and
 // route -n shows the default route through the gateway.
 func TestDaemonSimulatedNetwork(t *testing.T) {
@@ -38,10 +39,17 @@ func TestDaemonSimulatedNetwork(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Error("netd did not stop")
 		}
+		// Stopping released the lease (RFC 2131 §4.4.6).
+		if !strings.Contains(logs.String(), "dhcp eth0: unicasting a release of 192.168.64.100 to 192.168.64.1") {
+			t.Errorf("no release at shutdown:\n%s", logs.String())
+		}
 	}()
 	waitSocket(t, sock).Close()
-	if !strings.Contains(logs.String(), "joined the simulated network as 192.168.64.100/24") {
+	if !strings.Contains(logs.String(), "dhcp eth0: lease of 192.168.64.100 obtained from 192.168.64.1, lease time 3600") {
 		t.Errorf("log: %s", logs.String())
+	}
+	if rc, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err != nil || !strings.Contains(string(rc), "search sim\nnameserver 192.168.64.1\n") {
+		t.Errorf("resolv.conf from the lease: %q, %v", rc, err)
 	}
 	run := func(a *applet.Applet, stdin string, args ...string) (string, int) {
 		t.Helper()
