@@ -28,6 +28,7 @@ import (
 	"github.com/stackbox/stackbox/pkg/dhcp4"
 	"github.com/stackbox/stackbox/pkg/host"
 	api "github.com/stackbox/stackbox/pkg/netd"
+	"github.com/stackbox/stackbox/pkg/resolver"
 	"github.com/stackbox/stackbox/pkg/simnet"
 	"github.com/stackbox/stackbox/pkg/stackhost"
 )
@@ -156,6 +157,9 @@ type Daemon struct {
 
 	mu       sync.Mutex              // leaseDNS and resolv.conf rewrites
 	leaseDNS map[string]*dhcp4.Lease // the bound lease of each DHCP interface
+
+	cache     *resolver.Cache // the DNS stub's, shared by every tool
+	stubStops []func()
 }
 
 // Start claims the control socket (refusing when another netd serves it),
@@ -196,8 +200,13 @@ func Start(ctx context.Context, cfg Config, logger *log.Logger) (*Daemon, error)
 		}
 		return nil, err
 	}
-	if err := d.startDHCP(ctx); err != nil {
+	err = d.startStub(ctx)
+	if err == nil {
+		err = d.startDHCP(ctx)
+	}
+	if err != nil {
 		d.stopDHCP()
+		d.stopStub()
 		h.Close()
 		ln.Close()
 		if sim != nil {
@@ -232,7 +241,9 @@ func (d *Daemon) configure(ctx context.Context) error {
 	}
 	d.Host.Stack().SetForwarding(false, d.cfg.Forwarding)
 	d.Host.Stack().SetForwarding(true, d.cfg.Forwarding)
-	return writeFileAtomic(d.cfg.ResolvConf, []byte(resolvConf(&d.cfg)))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.writeResolvConfLocked()
 }
 
 // writeFileAtomic replaces path so that readers see the old or the new
@@ -271,6 +282,7 @@ func (d *Daemon) Stop() error {
 		err = serr
 	}
 	d.stopDHCP()
+	d.stopStub()
 	if cerr := d.Host.Close(); err == nil {
 		err = cerr
 	}

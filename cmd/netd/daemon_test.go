@@ -95,7 +95,7 @@ func TestDaemonStaticConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(rc), "\nsearch lab\nnameserver 192.168.1.1\n") {
+	if !strings.Contains(string(rc), "\nsearch lab\nnameserver 127.0.0.1\n") {
 		t.Errorf("resolv.conf:\n%s", rc)
 	}
 	// A second netd on the same socket refuses with one clear line.

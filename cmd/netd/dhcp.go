@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -58,9 +56,9 @@ func (d *Daemon) startDHCP(ctx context.Context) error {
 	return nil
 }
 
-// leaseEvent puts a bound or renewed lease's nameservers and domain into
-// resolv.conf (after those given in the configuration), and takes them
-// out when the lease goes.
+// leaseEvent makes a bound or renewed lease's nameservers upstream
+// servers of the DNS stub (after those configured) and its domain part of
+// resolv.conf's search list, and takes them out when the lease goes.
 func (d *Daemon) leaseEvent(dev, ev string, l *dhcp4.Lease) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -75,20 +73,7 @@ func (d *Daemon) leaseEvent(dev, ev string, l *dhcp4.Lease) {
 	default:
 		return
 	}
-	cfg := d.cfg
-	cfg.DNS, cfg.Search = slices.Clone(d.cfg.DNS), slices.Clone(d.cfg.Search)
-	for _, dev := range slices.Sorted(maps.Keys(d.leaseDNS)) {
-		l := d.leaseDNS[dev]
-		for _, a := range l.DNS {
-			if !slices.Contains(cfg.DNS, a) {
-				cfg.DNS = append(cfg.DNS, a)
-			}
-		}
-		if l.Domain != "" && !slices.Contains(cfg.Search, l.Domain) {
-			cfg.Search = append(cfg.Search, l.Domain)
-		}
-	}
-	if err := writeFileAtomic(d.cfg.ResolvConf, []byte(resolvConf(&cfg))); err != nil {
+	if err := d.writeResolvConfLocked(); err != nil {
 		d.log.Printf("resolv.conf: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package netd
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/stackbox/stackbox/cmd/route"
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/internal/hostopen"
+	"github.com/stackbox/stackbox/pkg/resolver"
 )
 
 // Without --link netd joins the simulated network and configures eth0
@@ -48,7 +51,7 @@ func TestDaemonSimulatedNetwork(t *testing.T) {
 	if !strings.Contains(logs.String(), "dhcp eth0: lease of 192.168.64.100 obtained from 192.168.64.1, lease time 3600") {
 		t.Errorf("log: %s", logs.String())
 	}
-	if rc, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err != nil || !strings.Contains(string(rc), "search sim\nnameserver 192.168.64.1\n") {
+	if rc, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err != nil || !strings.Contains(string(rc), "search sim\nnameserver 127.0.0.1\n") {
 		t.Errorf("resolv.conf from the lease: %q, %v", rc, err)
 	}
 	run := func(a *applet.Applet, stdin string, args ...string) (string, int) {
@@ -78,5 +81,34 @@ func TestDaemonSimulatedNetwork(t *testing.T) {
 	out, code = run(route.Applet(hostopen.Open), "", "-n")
 	if code != 0 || !strings.Contains(out, "\n0.0.0.0         192.168.64.1    0.0.0.0         UG    0      0 ") {
 		t.Errorf("route -n: exit %d\n%s", code, out)
+	}
+}
+
+// The DNS stub netd's resolv.conf names answers every tool from one
+// cache: a second lookup of a name (and of a name that does not exist,
+// RFC 2308) within its TTL is a cache hit, not another upstream query.
+func TestDNSStubCache(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Start(context.Background(), Config{Sim: true, Socket: filepath.Join(dir, "netd.sock"), ResolvConf: filepath.Join(dir, "resolv.conf")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := resolver.DefaultConfig()
+	cfg.Servers = []netip.AddrPort{netip.AddrPortFrom(StubResolver, 53)}
+	tool := resolver.New(d.Host, cfg) // a tool's resolver: no cache of its own
+	for i := range 2 {
+		if a, err := tool.LookupNetip(ctx, "www.sim."); err != nil || len(a) != 1 || a[0] != netip.MustParseAddr("198.51.100.10") {
+			t.Fatalf("lookup %d of www.sim: %v, %v", i, a, err)
+		}
+		if _, err := tool.LookupNetip(ctx, "nosuch.sim."); !errors.Is(err, resolver.ErrNXDomain) {
+			t.Fatalf("lookup %d of nosuch.sim: %v, want NXDOMAIN", i, err)
+		}
+	}
+	// A and AAAA of each name: 4 misses the first time, 4 hits after.
+	if hits, misses := d.cache.Stats(); hits != 4 || misses != 4 {
+		t.Errorf("stub cache: %d hits, %d misses; want 4 and 4", hits, misses)
 	}
 }

@@ -44,6 +44,7 @@ func (n *Network) serveDHCP(h host.Host, dev string) error {
 		return fmt.Errorf("simnet: DHCP: %w", err)
 	}
 	s := &dhcpServer{conn: c, byMAC: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, declined: map[netip.Addr]bool{}}
+	n.dhcp = s
 	done := make(chan struct{})
 	go s.serve(done)
 	n.stops = append(n.stops, func() { c.Close(); <-done })
@@ -170,3 +171,10 @@ func (s *dhcpServer) freeLocked(mac string) {
 }
 
 func asErrno(err error, en *syscall.Errno) bool { return errors.As(err, en) }
+
+// leased reports whether a is leased to someone.
+func (s *dhcpServer) leased(a netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.taken[a] != ""
+}

@@ -53,6 +53,7 @@ type Network struct {
 	LAN   string
 	hosts []*stackhost.Host
 	stops []func()
+	dhcp  *dhcpServer
 }
 
 // The names (and reverse pointers) the gateway's DNS server knows.

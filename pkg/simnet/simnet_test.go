@@ -201,6 +201,12 @@ func TestDHCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.Close()
+	// The RELEASE is a datagram: wait (bounded) until the server had it.
+	for deadline := time.Now().Add(5 * time.Second); n.dhcp.leased(l2.Address.Addr()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never saw the RELEASE")
+		}
+	}
 	h3, err := stackhost.Start(n.LAN)
 	if err != nil {
 		t.Fatal(err)
