@@ -69,7 +69,8 @@ func (d *Daemon) upstream() *resolver.Resolver {
 
 func (d *Daemon) stubAnswer(w dns.ResponseWriter, q *dns.Msg) {
 	reply := func(m *dns.Msg) {
-		m.Id = q.Id
+		// A forwarder's answers are not authoritative, and it recurses.
+		m.Id, m.Authoritative, m.RecursionAvailable = q.Id, false, true
 		if w.RemoteAddr().Network() == "udp" {
 			size := dns.MinMsgSize
 			if o := q.IsEdns0(); o != nil {
