@@ -132,6 +132,13 @@ func TestKernelHTTPServer(t *testing.T) {
 			t.Fatalf("real wget: %v", err)
 		}
 		want := strings.ReplaceAll(shape(string(out)), theirs, ours)
+		if strings.Contains(want, "No data received.") {
+			// GNU wget tried to reuse a connection python's HTTP/1.0
+			// server was closing, a race of the real tool's timing:
+			// its log is not a fixed form to compare against.
+			t.Logf("%s: GNU wget raced the server's close; its log not compared", url)
+			continue
+		}
 		if status != r.status || shape(r.err) != want {
 			t.Errorf("%s: ours exit %d:\n%s\nGNU wget exit %d:\n%s", url, r.status, shape(r.err), status, want)
 		}
