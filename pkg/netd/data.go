@@ -466,6 +466,22 @@ done:
 	<-down
 }
 
+// drainErrQueue sends every message of pc's error queue to the client.
+func drainErrQueue(pc host.PacketConn, write func(kind byte, parts ...[]byte) error) error {
+	buf := make([]byte, 1<<16)
+	oob := make([]byte, 1<<10)
+	for range 1024 { // the queue is bounded; so is this loop
+		n, oobn, rflags, from, err := pc.RecvMsg(buf, oob, syscall.MSG_ERRQUEUE)
+		if err != nil {
+			return nil
+		}
+		if err := write(frameErrQ, msgHeader(rflags, from, oob[:oobn]), buf[:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // servePacket relays a datagram socket: sends and option calls from the
 // client are answered in order, and what pc receives goes to the client
 // as it arrives (an error first queues its error-queue message, then the
@@ -524,6 +540,15 @@ func servePacket(uc net.Conn, br *bufio.Reader, pc host.PacketConn) {
 			errno = errnoOf(err)
 			if err != nil && errno == 0 {
 				errno = syscall.EIO
+			}
+			if errno != 0 {
+				// A send that reports a pending ICMP error took it from
+				// SO_ERROR, so the reader will not see it: its details
+				// go to the client now, before the answer, for the
+				// MSG_ERRQUEUE read that follows.
+				if drainErrQueue(pc, write) != nil {
+					goto done
+				}
 			}
 		case frameSetOpt:
 			a, perr := parseInt32s(p, 3)

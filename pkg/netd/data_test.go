@@ -1,6 +1,7 @@
 package netd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -408,5 +409,59 @@ func TestDataBadRequests(t *testing.T) {
 	status, body, _ := raw(t, path, "POST", "/v1/sockets", `{"op":"dial","network":"tcp","address":"10.63.0.2:1"}`)
 	if status != 400 {
 		t.Errorf("POST /v1/sockets without Upgrade: %d %s", status, body)
+	}
+}
+
+// errSocket is a datagram socket whose sends report a pending ICMP error
+// that waits in its error queue, as when a send takes SO_ERROR before
+// the relay's reader does.
+type errSocket struct {
+	host.PacketConn
+	errq   chan struct{}
+	closed chan struct{}
+}
+
+func (e *errSocket) SendMsg(b, oob []byte, to netip.AddrPort) (int, error) {
+	return 0, &net.OpError{Op: "write", Net: "udp4", Err: os.NewSyscallError("sendmsg", syscall.ECONNREFUSED)}
+}
+
+func (e *errSocket) RecvMsg(b, oob []byte, flags int) (int, int, int, netip.AddrPort, error) {
+	if flags&syscall.MSG_ERRQUEUE != 0 {
+		select {
+		case <-e.errq:
+			return copy(b, "err"), copy(oob, "cmsg"), syscall.MSG_ERRQUEUE, netip.MustParseAddrPort("10.63.0.2:9"), nil
+		default:
+			return 0, 0, 0, netip.AddrPort{}, os.NewSyscallError("recvmsg", syscall.EAGAIN)
+		}
+	}
+	<-e.closed
+	return 0, 0, 0, netip.AddrPort{}, net.ErrClosed
+}
+
+func (e *errSocket) Close() error { close(e.closed); return nil }
+
+// A send that returns a pending ICMP error still leaves the error's
+// details readable with MSG_ERRQUEUE right after, as traceroute's probes
+// on one socket need: the relay sends the queue before the answer.
+func TestDataSendTakesPendingError(t *testing.T) {
+	cu, su := net.Pipe()
+	sock := &errSocket{errq: make(chan struct{}, 1), closed: make(chan struct{})}
+	sock.errq <- struct{}{}
+	done := make(chan struct{})
+	go func() { servePacket(su, bufio.NewReader(su), sock); close(done) }()
+	pc := newRemotePacketConn(cu, bufio.NewReader(cu), "udp4", SocketInfo{})
+	if _, err := pc.SendMsg([]byte("x"), nil, netip.MustParseAddrPort("10.63.0.2:9")); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("send: %v, want ECONNREFUSED", err)
+	}
+	b, oob := make([]byte, 10), make([]byte, 10)
+	n, oobn, rflags, from, err := pc.RecvMsg(b, oob, syscall.MSG_ERRQUEUE)
+	if err != nil || string(b[:n]) != "err" || string(oob[:oobn]) != "cmsg" || rflags&syscall.MSG_ERRQUEUE == 0 || from.Port() != 9 {
+		t.Errorf("error queue after the send's error: %q %q %#x %v %v", b[:n], oob[:oobn], rflags, from, err)
+	}
+	pc.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay did not end when the client closed")
 	}
 }
