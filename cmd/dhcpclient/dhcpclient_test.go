@@ -8,34 +8,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/applettest"
 	"github.com/stackbox/stackbox/internal/dhcptest"
 	"github.com/stackbox/stackbox/pkg/host"
 )
 
-// noClose keeps the applet's Close from closing a stack the test uses.
-type noClose struct{ host.Host }
+// The shared applet-test scaffolding (internal/applettest).
+var opener = applettest.Opener
 
-func (noClose) Close() error { return nil }
-
-func opener(h host.Host) host.Opener {
-	return func(context.Context, string, func(string) string) (host.Host, error) { return noClose{h}, nil }
-}
-
-// syncBuf is a bytes.Buffer safe for the applet and the test at once.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuf = applettest.SyncBuf
 
 func runApplet(ctx context.Context, t *testing.T, h host.Host, cfg Config, args ...string) (int, string, string) {
 	t.Helper()

@@ -10,60 +10,22 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/applettest"
 	"github.com/stackbox/stackbox/pkg/host"
 	"github.com/stackbox/stackbox/pkg/stackhost"
 )
 
-type noClose struct{ host.Host }
+// The shared applet-test scaffolding (internal/applettest).
+var (
+	opener = applettest.Opener
+	pair   = applettest.Pair
+)
 
-func (noClose) Close() error { return nil }
-
-func opener(h host.Host) host.Opener {
-	return func(context.Context, string, func(string) string) (host.Host, error) { return noClose{h}, nil }
-}
-
-// pair starts two stacks on one emulated network: a is 10.<n>.0.1, b
-// is 10.<n>.0.2.
-func pair(t *testing.T, n int) (a, b *stackhost.Host) {
-	t.Helper()
-	spec := fmt.Sprintf("emu:nc-%s-%d", t.Name(), n)
-	for i, h := range []**stackhost.Host{&a, &b} {
-		var err error
-		*h, err = stackhost.Start(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hh := *h
-		t.Cleanup(func() { hh.Close() })
-		if err := hh.AddAddress(context.Background(), "eth0", netip.MustParsePrefix(fmt.Sprintf("10.%d.0.%d/24", n, i+1)), netip.Addr{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return a, b
-}
-
-// syncBuf is a bytes.Buffer safe to read while nc writes it.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = applettest.SyncBuf
 
 type result struct {
 	out, err string

@@ -1,28 +1,21 @@
 package netd
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stackbox/stackbox/internal/applet"
+	"github.com/stackbox/stackbox/internal/applettest"
 	api "github.com/stackbox/stackbox/pkg/netd"
 )
 
 // syncBuf is a bytes.Buffer safe for the daemon's goroutine and the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuf = applettest.SyncBuf
 
 func testEnv(stderr *syncBuf, vars map[string]string) *applet.Env {
 	return &applet.Env{Stdin: strings.NewReader(""), Stdout: stderr, Stderr: stderr,
