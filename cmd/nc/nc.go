@@ -31,6 +31,7 @@ import (
 
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/pkg/host"
+	"github.com/stackbox/stackbox/pkg/services"
 )
 
 const usageText = `usage: nc [-46CDdFhklNnrStUuvZz] [-I length] [-i interval] [-M ttl]
@@ -454,7 +455,7 @@ func (n *nc) local() (netip.AddrPort, error) {
 	if n.o.sport != "" {
 		p, err := strconv.ParseUint(n.o.sport, 10, 16)
 		if err != nil {
-			if sp, ok := servicePort(n.o.sport, n.proto); ok {
+			if sp, ok := services.Port(n.o.sport, n.proto); ok {
 				p = uint64(sp)
 			} else {
 				return netip.AddrPort{}, fail("getaddrinfo: Servname not supported for ai_socktype")
@@ -539,7 +540,7 @@ func (n *nc) connectMode(ctx context.Context) (int, error) {
 				if n.o.verbose {
 					svc := "*"
 					if !n.o.numeric {
-						if s := serviceName(port, n.proto); s != "" {
+						if s := services.Name(port, n.proto); s != "" {
 							svc = s
 						}
 					}

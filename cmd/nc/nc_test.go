@@ -10,6 +10,7 @@ import (
 
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/pkg/host"
+	"github.com/stackbox/stackbox/pkg/services"
 )
 
 // Command-line and name errors: netcat's one-line messages (usage where
@@ -133,7 +134,7 @@ func TestParsePorts(t *testing.T) {
 			t.Errorf("%q/%s: %v, %q; want %v, %q", c.args, c.proto, got, es, c.want, c.err)
 		}
 	}
-	if serviceName(80, "tcp") != "http" || serviceName(53, "udp") != "domain" || serviceName(5004, "tcp") != "" {
+	if services.Name(80, "tcp") != "http" || services.Name(53, "udp") != "domain" || services.Name(5004, "tcp") != "" {
 		t.Error("serviceName")
 	}
 }

@@ -41,6 +41,7 @@ import (
 
 	"github.com/stackbox/stackbox/internal/applet"
 	"github.com/stackbox/stackbox/pkg/host"
+	"github.com/stackbox/stackbox/pkg/services"
 )
 
 // Resolver is getaddrinfo for telnet: the addresses of name in the
@@ -250,22 +251,12 @@ var sendNames = map[string]byte{
 	"ga": cmdGA, "ip": cmdIP, "nop": cmdNOP,
 }
 
-// services is the part of services(5) telnet's port argument may name.
-var services = map[string]uint16{
-	"echo": 7, "discard": 9, "daytime": 13, "ftp": 21, "ssh": 22, "telnet": 23,
-	"smtp": 25, "mail": 25, "time": 37, "whois": 43, "domain": 53, "gopher": 70,
-	"finger": 79, "http": 80, "www": 80, "pop3": 110, "auth": 113, "nntp": 119,
-	"imap": 143, "imap2": 143, "https": 443, "submission": 587, "rsync": 873,
-	"imaps": 993, "pop3s": 995, "http-alt": 8080,
-}
-
 // parsePort is getaddrinfo's service: a number below 65536 or a name.
 func parsePort(s string) (uint16, bool) {
 	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
 		return uint16(n), true
 	}
-	p, ok := services[s]
-	return p, ok
+	return services.Port(s, "tcp")
 }
 
 // lookupError is getaddrinfo failing: "Server lookup failure:  H:P, MSG".

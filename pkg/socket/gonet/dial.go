@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stackbox/stackbox/pkg/services"
 	"github.com/stackbox/stackbox/pkg/socket"
 	"github.com/stackbox/stackbox/pkg/transport"
 )
@@ -110,18 +111,15 @@ func protoNumber(s string) (int, bool) {
 	return 0, false
 }
 
-// wellKnown are the services a port may be named by without
-// /etc/services.
-var wellKnown = map[string]uint16{
-	"echo": 7, "discard": 9, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "domain": 53,
-	"bootps": 67, "bootpc": 68, "tftp": 69, "http": 80, "ntp": 123, "https": 443,
-}
-
 func parsePort(network, s string) (uint16, error) {
 	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
 		return uint16(n), nil
 	}
-	if p, ok := wellKnown[strings.ToLower(s)]; ok {
+	proto := "tcp"
+	if strings.HasPrefix(network, "udp") {
+		proto = "udp"
+	}
+	if p, ok := services.Port(strings.ToLower(s), proto); ok {
 		return p, nil
 	}
 	return 0, &net.DNSError{Err: "unknown port", Name: network + "/" + s, IsNotFound: true}
