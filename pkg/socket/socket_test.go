@@ -491,9 +491,10 @@ func TestDeadlines(t *testing.T) {
 		t.Fatalf("read after clearing the deadline = %d, %v", n, err)
 	}
 
-	// A pending read fails when the deadline passes.
-	a.SetReadDeadline(time.Now().Add(40 * time.Millisecond))
+	// A pending read fails when the deadline passes (start is taken
+	// first: the deadline counts from the moment it is set).
 	start := time.Now()
+	a.SetReadDeadline(start.Add(40 * time.Millisecond))
 	if _, err := a.Read(buf); !errors.Is(err, ErrDeadlineExceeded) {
 		t.Fatalf("blocked read at the deadline: %v", err)
 	}
