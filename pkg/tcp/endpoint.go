@@ -149,6 +149,7 @@ type endpoint struct {
 	sb                          sack.Scoreboard // what the peer SACKed (RFC 6675)
 	highRxt                     seqnum.Value
 	lastSend                    time.Time
+	lastEmit                    time.Time // the clock of the latest segment built (see emitAtLocked)
 	lastOOWAck                  time.Time // the last rate-limited ACK
 	nodelay, cork               bool
 	userMSS                     int

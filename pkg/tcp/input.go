@@ -878,7 +878,7 @@ func (e *endpoint) sendCookieLocked(seg *segment, local, remote netip.AddrPort, 
 	f.Options.SACKPermitted = sackOK
 	if o.HasTimestamps && !e.p.DisableTimestamps {
 		f.Options.HasTimestamps = true
-		f.Options.TSVal = isn.EncodeTSOptions(uint32(now.UnixMilli()), ws, sackOK, false)
+		f.Options.TSVal = isn.EncodeTSOptions(tsClock(now), ws, sackOK, false)
 		f.Options.TSEcr = o.TSVal
 	} else {
 		f.Options.HasWindowScale, f.Options.SACKPermitted = false, false

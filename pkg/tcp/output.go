@@ -143,7 +143,16 @@ func (e *endpoint) prrAckLocked(delivered int) {
 // per-connection offset.
 func (e *endpoint) tsNow() uint32 { return e.tsAt(time.Now()) }
 
-func (e *endpoint) tsAt(now time.Time) uint32 { return uint32(now.UnixMilli()) + e.tsOffset }
+func (e *endpoint) tsAt(now time.Time) uint32 { return tsClock(now) + e.tsOffset }
+
+// tsEpoch anchors tsClock to the monotonic clock.
+var tsEpoch = time.Now()
+
+// tsClock is the timestamp clock before any offset: milliseconds of the
+// monotonic clock, as Linux's tcp_clock_ms, so a step of the wall clock
+// (NTP, date) cannot move TSvals back and have peers drop our segments
+// as old (RFC 7323 §5.3 PAWS; §5.4 asks for a monotone clock).
+func tsClock(now time.Time) uint32 { return uint32(now.Sub(tsEpoch).Milliseconds()) }
 
 // tsRTT is the round-trip time a TSecr measures at now.
 func (e *endpoint) tsRTT(ecr uint32, now time.Time) time.Duration {
@@ -212,6 +221,14 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 	if !ok {
 		return
 	}
+	// A caller's time may have been read before it took e.mu (the packet
+	// path reads the clock on arrival) while another goroutine built a
+	// segment at a later time: segments must not go back in time, or
+	// the peer's PAWS check (RFC 7323 §5.3) drops the later one as old,
+	// and RACK's records (RFC 8985 §6.1) stop being in transmit order.
+	if !now.IsZero() && now.Before(e.lastEmit) {
+		now = e.lastEmit
+	}
 	f := wire.TCPFields{SrcPort: e.local.Port(), DstPort: e.remote.Port(), Seq: uint32(seq), Flags: flags, PayloadLen: n}
 	syn := flags&wire.TCPFlagSYN != 0
 	if flags&wire.TCPFlagACK != 0 {
@@ -237,6 +254,7 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 		if now.IsZero() {
 			now = time.Now()
 		}
+		e.lastEmit = now
 		f.Options.HasTimestamps, f.Options.TSVal = true, e.tsAt(now)
 		if !active {
 			f.Options.TSEcr = e.tsRecent
@@ -284,6 +302,7 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 		if now.IsZero() {
 			now = time.Now()
 		}
+		e.lastEmit = now
 		end := seq.Add(seqnum.Size(n))
 		if flags&wire.TCPFlagFIN != 0 {
 			end++
