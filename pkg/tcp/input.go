@@ -202,7 +202,7 @@ func (e *endpoint) acceptSynLocked(seg *segment) {
 	e.irs = seg.seq
 	e.rcvNxt = seg.seq + 1
 	e.rcvAdv = e.rcvNxt
-	e.ooo.Init(e.rcvNxt, 0)
+	e.ooo.Init(e.rcvNxt, ranges.MaxRangesFor(e.rcvBufLimit()))
 	if e.warm != nil {
 		e.warm.sackRep.Reset()
 	}
@@ -281,7 +281,7 @@ func (e *endpoint) synSentInput(seg *segment) {
 
 // establishLocked enters ESTABLISHED.
 func (e *endpoint) establishLocked() {
-	e.sb.Init(e.sndUna, 0)
+	e.sb.Init(e.sndUna, ranges.MaxRangesFor(e.sndBufLimit()))
 	e.setState(StateEstablished)
 	e.connected = true
 	e.chooseCongestionLocked()
@@ -928,7 +928,7 @@ func (e *endpoint) cookieAckLocked(seg *segment, local, remote netip.AddrPort, n
 	c.irs, c.rcvNxt = seg.seq-1, seg.seq
 	c.iss, c.sndUna, c.sndNxt, c.sndMax = seg.ack-1, seg.ack, seg.ack, seg.ack
 	c.rcvAdv = c.rcvNxt.Add(seqnum.Size(min(e.opts.RcvBuf, 65535)))
-	c.ooo.Init(c.rcvNxt, 0)
+	c.ooo.Init(c.rcvNxt, ranges.MaxRangesFor(c.rcvBufLimit()))
 	c.peerMSS = mss
 	if ws, sackOK, _, ok := isn.DecodeTSOptions(seg.opts.TSEcr); seg.opts.HasTimestamps && ok && !e.p.DisableTimestamps {
 		c.tsOK, c.tsRecent = true, seg.opts.TSVal

@@ -591,6 +591,15 @@ func (e *endpoint) rcvBufLimit() int {
 	return max(e.opts.RcvBuf, autoRcvBufMax)
 }
 
+// sndBufLimit is how large the send buffer may become (tcp_wmem[2]
+// unless SO_SNDBUF was set).
+func (e *endpoint) sndBufLimit() int {
+	if e.opts.SndBufLock {
+		return e.opts.SndBuf
+	}
+	return max(e.opts.SndBuf, autoSndBufMax)
+}
+
 // rcvRTTSampleLocked measures the round trip as a receiver from the
 // timestamp a data segment echoes (Linux tcp_rcv_rtt_measure_ts): an
 // average with gain 1/8, a millisecond at least (our TSval clock's tick).

@@ -90,8 +90,18 @@ func PutOptions(o *wire.TCPOptions, blocks []Range) int {
 
 // DefaultMaxRanges is the bound of a Set whose bound was not given. A
 // window of 64 KiB in 1460-byte segments has at most 23 holes; 32 leaves
-// room while keeping every operation a short scan.
+// room while keeping every operation a short scan. Sets for scaled
+// windows take a bound from their buffer (MaxRangesFor).
 const DefaultMaxRanges = 32
+
+// MaxRangesFor is the bound for the ranges of a buffer of bufBytes: one
+// range per KiB, enough for every other segment of the buffer missing
+// down to segments of 512 bytes (a window of full-sized segments has at
+// most one range per two segments), and never below DefaultMaxRanges. A
+// bound below that makes the set forget ranges in a burst of losses (the
+// receiver drops data it holds, the sender resends data that arrived);
+// storage grows only as ranges are added, so an idle set holds none.
+func MaxRangesFor(bufBytes int) int { return max(DefaultMaxRanges, bufBytes/1024) }
 
 // Set is a bounded set of disjoint, non-adjacent, non-empty ranges at or
 // after a base, kept in order of their distance from the base. The zero Set
@@ -115,15 +125,13 @@ func New(base seqnum.Value, maxRanges int) *Set {
 }
 
 // Init empties s, bases it at base and bounds it to maxRanges ranges
-// (DefaultMaxRanges if maxRanges <= 0), reusing its storage.
+// (DefaultMaxRanges if maxRanges <= 0), reusing its storage. Storage is
+// allocated as ranges are added, and kept.
 func (s *Set) Init(base seqnum.Value, maxRanges int) {
 	if maxRanges <= 0 {
 		maxRanges = DefaultMaxRanges
 	}
 	s.base, s.max = base, maxRanges
-	if cap(s.r) < maxRanges {
-		s.r = make([]Range, 0, maxRanges)
-	}
 	s.r = s.r[:0]
 }
 
@@ -202,6 +210,9 @@ func (s *Set) AddEvict(start, end seqnum.Value) (added seqnum.Size, evicted Rang
 			}
 			evicted, ok = s.r[len(s.r)-1], true
 			s.r = s.r[:len(s.r)-1]
+		}
+		if s.r == nil {
+			s.r = make([]Range, 0, min(s.max, 8))
 		}
 		s.r = append(s.r, Range{})
 		copy(s.r[i+1:], s.r[i:])

@@ -276,3 +276,30 @@ func TestInitReusesStorage(t *testing.T) {
 		t.Errorf("Add/TrimBelow allocate: %v", n)
 	}
 }
+
+// TestLargeBound: a set bounded for a 4 MiB buffer keeps a burst of 2,000
+// holes' ranges (every other 1448-byte segment) without evicting one, and
+// an initialised set holds no storage until a range is added.
+func TestLargeBound(t *testing.T) {
+	if got := MaxRangesFor(4 << 20); got != 4096 {
+		t.Fatalf("MaxRangesFor(4 MiB) = %d", got)
+	}
+	if got := MaxRangesFor(1000); got != DefaultMaxRanges {
+		t.Fatalf("MaxRangesFor(1000) = %d", got)
+	}
+	var s Set
+	s.Init(0, MaxRangesFor(4<<20))
+	if cap(s.r) != 0 {
+		t.Fatalf("Init allocated %d ranges", cap(s.r))
+	}
+	const mss = 1448
+	for i := 2000 - 1; i >= 0; i-- { // highest first: each insert goes before the rest
+		start := seqnum.Value(uint32(2*i+1) * mss)
+		if _, _, evicted := s.AddEvict(start, start+mss); evicted {
+			t.Fatalf("range %d evicted one", i)
+		}
+	}
+	if s.Len() != 2000 || s.Covered() != 2000*mss {
+		t.Fatalf("%d ranges covering %d", s.Len(), s.Covered())
+	}
+}

@@ -8,8 +8,8 @@
 // sending the probe (§7.3) is the caller's.
 //
 // The scoreboard holds byte ranges, not segments, so it is cheap and
-// bounded: at most a fixed number of SACKed ranges are kept (a
-// ranges.Set). When a new disjoint block would exceed the bound the highest
+// bounded: at most a given number of SACKed ranges are kept (a
+// ranges.Set; pkg/tcp bounds it by its send buffer, ranges.MaxRangesFor). When a new disjoint block would exceed the bound the highest
 // range is forgotten; that only makes the sender more conservative — the
 // forgotten bytes count in the pipe and support fewer loss inferences — and
 // the receiver keeps reporting recent blocks, so it is soon relearned.
@@ -41,8 +41,8 @@ const DefaultMaxRanges = ranges.DefaultMaxRanges
 
 // Scoreboard is the sender's record of SACKed ranges above SND.UNA. The
 // zero Scoreboard is empty, based at 0 with bound DefaultMaxRanges; Init
-// gives it a base. Only Init (or a zero Scoreboard's first Update) and
-// Ranges allocate.
+// gives it a base. Only Update, as the ranges it holds outgrow its
+// storage, and Ranges allocate; storage is kept across Init and Reset.
 type Scoreboard struct {
 	set ranges.Set
 	// lostBelow, when lostSet, is SND.NXT at the last retransmission
