@@ -499,7 +499,11 @@ func (e *endpoint) sackRecoverLocked() {
 				newData = 1 // the FIN
 			}
 		}
-		start, length, ok := e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		start, length, again := e.rackLostRexmitLocked()
+		ok := again
+		if !again {
+			start, length, ok = e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		}
 		if !ok {
 			return
 		}
@@ -508,7 +512,9 @@ func (e *endpoint) sackRecoverLocked() {
 		}
 		length = min(length, e.prrBudget)
 		e.emitRangeLocked(start, length)
-		if start == e.sndMax {
+		if again {
+			e.rackResentLocked(start, length)
+		} else if start == e.sndMax {
 			e.sndMax = e.sndMax.Add(seqnum.Size(length))
 			e.sndNxt = e.sndMax
 		} else {
@@ -545,12 +551,18 @@ func (e *endpoint) lossRecoverLocked(now time.Time) (sent bool) {
 				newData = 1 // the FIN
 			}
 		}
-		start, length, ok := e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		start, length, again := e.rackLostRexmitLocked()
+		ok := again
+		if !again {
+			start, length, ok = e.sb.NextSeg(e.sndUna, e.sndMax, e.highRxt, e.mss, newData)
+		}
 		if !ok || length > room {
 			return sent
 		}
 		e.emitRangeLocked(start, length)
-		if start == e.sndMax {
+		if again {
+			e.rackResentLocked(start, length)
+		} else if start == e.sndMax {
 			e.sndMax = e.sndMax.Add(seqnum.Size(length))
 			e.sndNxt = e.sndMax
 		} else {

@@ -41,6 +41,9 @@ type rackState struct {
 	rackStart seqnum.Value // where segs[0] starts
 	lostEnd   seqnum.Value // the end of the highest segment RACK marked lost
 	lostSet   bool
+	// lostRexmit: RACK marked a retransmitted segment lost, which NextSeg
+	// (at or above HighRxt) would not resend (rackLostRexmitLocked).
+	lostRexmit bool
 	// When the PTO was armed (the last ACK or new data), and so since
 	// when a probe's data has waited (for TCP_USER_TIMEOUT, stuckSince).
 	ptoFrom, probeFrom time.Time
@@ -210,6 +213,14 @@ func (e *endpoint) rackDetectLocked(now time.Time, sackedSegs int) bool {
 			if s.sacked || s.lost {
 				continue
 			}
+			if s.rexmit && !latest.After(s.xmit) {
+				// RFC 8985's tie-break by sequence would call a resend
+				// made at the same clock reading as a higher original
+				// "sent before" it; only a segment sent later in time
+				// says a retransmission is lost (with a coarse or fake
+				// clock the tie-break made it resend at once, again).
+				continue
+			}
 			cur = i
 			if !yield(sack.Segment{XmitTime: s.xmit, EndSeq: s.end}) {
 				return
@@ -219,6 +230,7 @@ func (e *endpoint) rackDetectLocked(now time.Time, sackedSegs int) bool {
 	_, reoTimeout := r.rack.DetectLoss(now, reoWnd, segs, func(sack.Segment) {
 		s := &r.segs[cur]
 		s.lost = true
+		r.lostRexmit = r.lostRexmit || s.rexmit
 		if !r.lostSet || r.lostEnd.LessThan(s.end) {
 			r.lostEnd, r.lostSet = s.end, true
 		}
@@ -234,6 +246,42 @@ func (e *endpoint) rackDetectLocked(now time.Time, sackedSegs int) bool {
 		e.sb.MarkLost(r.lostEnd)
 	}
 	return true
+}
+
+// rackLostRexmitLocked finds a retransmission that RACK has since marked
+// lost (RFC 8985 §2.2: a retransmission is judged like any segment, by
+// when it was sent): the first unSACKed one, up to an MSS of it. RFC 6675's
+// NextSeg resends nothing below HighRxt, so without this a lost
+// retransmission waited for the retransmission timeout. Resending it
+// clears its mark (rackSentLocked); when none is left the flag goes.
+func (e *endpoint) rackLostRexmitLocked() (start seqnum.Value, length int, ok bool) {
+	if e.warm == nil || e.warm.rack == nil || !e.warm.rack.lostRexmit {
+		return 0, 0, false
+	}
+	r := e.warm.rack
+	start = r.rackStart
+	for i := range r.segs {
+		s := &r.segs[i]
+		segStart := start
+		start = s.end
+		if s.lost && s.rexmit && !s.sacked && e.sndUna.LessThan(s.end) {
+			segStart = seqnum.Max(segStart, e.sndUna)
+			return segStart, min(int(segStart.Size(s.end)), e.mss), true
+		}
+	}
+	r.lostRexmit = false
+	return 0, 0, false
+}
+
+// rackResentLocked notes the resend of a lost retransmission at [start,
+// start+length): Karn's rule, and HighRxt moves past it only when the
+// resend reaches it, so NextSeg neither sends it again nor skips a hole
+// between HighRxt and it.
+func (e *endpoint) rackResentLocked(start seqnum.Value, length int) {
+	e.rttTiming = false
+	if start.LessThanEq(e.highRxt) {
+		e.highRxt = seqnum.Max(e.highRxt, start.Add(seqnum.Size(length)))
+	}
 }
 
 // schedulePTOLocked arms the probe timeout in place of the
