@@ -5,6 +5,7 @@ package tcp
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ var (
 
 type tcpLab struct {
 	l   *netlab.Lab
+	dev string // the TAP's kernel side, in the namespace
 	s   *stack.Stack
 	tcp *Protocol
 }
@@ -61,7 +63,7 @@ func newTCPLab(t *testing.T) *tcpLab {
 		}
 	}
 	n.SetUp(true)
-	return &tcpLab{l: l, s: s, tcp: New(s)}
+	return &tcpLab{l: l, dev: tp.Dev, s: s, tcp: New(s)}
 }
 
 func (k *tcpLab) open(t *testing.T, family int) *endpoint {
@@ -311,6 +313,24 @@ func streamUs(e *endpoint, n int, seed uint64, start, end time.Time) (r half) {
 	return r
 }
 
+// tapDrops is how many frames the kernel dropped on its way into the TAP
+// (the tx side of the kernel's end: its queue to our reader was full).
+func (k *tcpLab) tapDrops(t *testing.T) uint64 {
+	t.Helper()
+	out := k.l.MustIP(t, "-s", "-j", "link", "show", "dev", k.dev)
+	var links []struct {
+		Stats64 struct {
+			TX struct {
+				Dropped uint64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		t.Fatalf("ip -s -j link show %s: %q (%v)", k.dev, out, err)
+	}
+	return links[0].Stats64.TX.Dropped
+}
+
 // checkOptions asserts what the kernel negotiated with us: from `ss -tni`
 // the MSS (the path's less the timestamp option) and the window scales
 // (ours is 7, as Linux's: it covers the 6 MiB auto-tuning may grow the
@@ -397,6 +417,7 @@ func (k *tcpLab) bulk(t *testing.T, n int, conns []bulkConn) {
 	type result struct{ us, kern half }
 	results := make([]result, len(conns))
 	end := bulkEnd(t)
+	drops := k.tapDrops(t)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, c := range conns {
@@ -412,6 +433,7 @@ func (k *tcpLab) bulk(t *testing.T, n int, conns []bulkConn) {
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	drops = k.tapDrops(t) - drops
 	for i, c := range conns {
 		r := results[i]
 		if r.us.err != nil || r.kern.err != nil {
@@ -441,8 +463,8 @@ func (k *tcpLab) bulk(t *testing.T, n int, conns []bulkConn) {
 			mbps(int64(n), r.us.took), r.us.took.Round(time.Millisecond), ours.TotalRetrans, kretrans)
 	}
 	total := int64(2 * n * len(conns))
-	t.Logf("%d connection(s), %s each way each, at once: %v, %.1f MB/s in all (both directions summed)",
-		len(conns), sizeString(n), wall.Round(time.Millisecond), mbps(total, wall))
+	t.Logf("%d connection(s), %s each way each, at once: %v, %.1f MB/s in all (both directions summed); frames the kernel dropped at the TAP's queue: %d",
+		len(conns), sizeString(n), wall.Round(time.Millisecond), mbps(total, wall), drops)
 }
 
 // TestKernelBulk: interopBytes each way at once on one connection with
