@@ -15,7 +15,7 @@ import "github.com/stackbox/stackbox/pkg/tcp/seqnum"
 // the free buffer pages, tcp_mem[2] 1.5 times that); a userspace stack
 // does not know its share of the machine, so the default is fixed: an
 // eighth of a notional 2 GiB budget, room for a thousand busy connections
-// with the default buffers (or forty at the auto-tuning maximum).
+// with the default buffers (some thirty at the auto-tuning maximum).
 const DefaultMemLimit = 256 << 20
 
 // memMinRing is what a ring may always hold, whatever the total: Linux
