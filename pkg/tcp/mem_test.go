@@ -299,9 +299,9 @@ func TestMemHardLimit(t *testing.T) {
 
 // TestMemAccountingReleased: every way a connection ends gives its
 // charge back, and so does an idle one: an orderly close through
-// TIME_WAIT, an abortive close
-// with unread data (a reset both ways), and a listener closed with
-// children that were never accepted but had received data.
+// TIME_WAIT, an abortive close with unread data (a reset both ways),
+// orphans that time out after their stack closed, and a listener closed
+// with children that were never accepted but had received data.
 func TestMemAccountingReleased(t *testing.T) {
 	data := randomBytes(3, 100<<10)
 	settle := func(t *testing.T, a, b *host, what string) {
@@ -368,6 +368,27 @@ func TestMemAccountingReleased(t *testing.T) {
 			}
 			c.Close()
 			settle(t, a, b, "reset")
+		})
+	})
+	t.Run("stack closed", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a, b := pair(t)
+			c, s := connPair(t, a, b, false)
+			a.s.Close() // the network goes; the connections remain
+			b.s.Close()
+			if _, err := c.Write([][]byte{data}, transport.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			held(t, a.tcp, "stack closed")
+			c.Close() // orphans in FIN_WAIT1 whose data never goes
+			s.Close()
+			time.Sleep(2 * time.Hour) // tcp_retries2 timeouts
+			synctest.Wait()
+			for i, p := range []*Protocol{a.tcp, b.tcp} {
+				if got := memAudit(t, "stack closed", p); got != 0 {
+					t.Errorf("stack closed: host %d still charged %d bytes", i, got)
+				}
+			}
 		})
 	})
 	t.Run("abort", func(t *testing.T) {
