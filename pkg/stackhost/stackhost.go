@@ -623,6 +623,14 @@ func (h *Host) Counters(ctx context.Context) ([]host.CounterSection, error) {
 		ctr("OutSegs", t.OutSegs.Load()), ctr("RetransSegs", t.RetransSegs.Load()),
 		ctr("InErrs", t.InErrs.Load()), ctr("OutRsts", t.OutRsts.Load()), ctr("InCsumErrors", t.InCsumErrors.Load()),
 	}})
+	// The TcpExt counters of /proc/net/netstat that the stack keeps, by
+	// Linux's names (netstat -s prints those that are not zero).
+	out = append(out, host.CounterSection{Name: "TcpExt", Counters: []host.Counter{
+		ctr("PruneCalled", t.PruneCalled.Load()), ctr("OfoPruned", t.OfoPruned.Load()),
+		ctr("TCPTimeWaitOverflow", t.TimeWaitOverflow.Load()),
+		ctr("TCPMemoryPressures", t.MemoryPressures.Load()),
+		ctr("TCPOFODrop", t.OFODrop.Load()), ctr("TCPRcvQDrop", t.RcvQDrop.Load()),
+	}})
 	u := h.in.UDP.Stats()
 	out = append(out, udpSection("Udp", &u.Counters), udpSection("Udp6", &u.V6))
 	return out, nil

@@ -27,15 +27,33 @@ const (
 	autoSndBufMax = 4 << 20
 )
 
-// ensure makes room for offsets below size (size ≤ the caller's limit).
-func (r *ring) ensure(size int) {
+// capFor is the allocation ensure(size) leaves: len(r.b) if that holds
+// size, else the next doubling.
+func (r *ring) capFor(size int) int {
 	if size <= len(r.b) {
-		return
+		return len(r.b)
 	}
 	c := max(len(r.b), ringMinAlloc)
 	for c < size {
 		c *= 2
 	}
+	return c
+}
+
+// ensure makes room for offsets below size (size ≤ the caller's limit)
+// and returns how many bytes the ring grew by (the caller charges them:
+// endpoint.ringGrowLocked).
+func (r *ring) ensure(size int) int {
+	if size <= len(r.b) {
+		return 0
+	}
+	return r.resize(r.capFor(size))
+}
+
+// resize reallocates the ring to c bytes, keeping offsets below c, and
+// returns the growth (negative when it shrank).
+func (r *ring) resize(c int) int {
+	old := len(r.b)
 	nb := make([]byte, c)
 	// Unwrap: everything that may hold data (the whole old ring, since
 	// out-of-order bytes may sit past n) moves to offset order.
@@ -44,6 +62,7 @@ func (r *ring) ensure(size int) {
 		copy(nb[k:], r.b[:r.head])
 	}
 	r.b, r.head = nb, 0
+	return c - old
 }
 
 // put copies p to offsets off… (which must be below len(r.b)).
@@ -68,9 +87,13 @@ func (r *ring) consume(k int) {
 	}
 }
 
-// release gives the memory back when nothing is held (see ringIdle).
-func (r *ring) release() {
-	if r.n == 0 {
-		r.b, r.head = nil, 0
+// release gives the memory back when nothing is held (see ringIdle) and
+// returns how many bytes it freed.
+func (r *ring) release() int {
+	if r.n != 0 {
+		return 0
 	}
+	k := len(r.b)
+	r.b, r.head = nil, 0
+	return k
 }

@@ -20,7 +20,13 @@
 // (twice the congestion window, Linux tcp_sndbuf_expand; twice what the
 // application reads per round trip, tcp_rcv_space_adjust) and holding
 // their memory while the connection is busy, giving it back after a
-// second idle, window scaling and timestamps (RFC 7323), SACK-permitted
+// second idle; the memory of all connections together is accounted and
+// capped (Protocol.MemLimit and MemPressure, Linux's tcp_mem; mem.go):
+// under pressure auto-tuning grows nothing and emptied buffers go back
+// at once, at the limit a buffer keeps only its guaranteed minimum
+// (tcp_rmem[0]): out-of-order data goes first (tcp_prune_ofo_queue,
+// the pruned ranges unSACKed), then in-order data that needs memory is
+// dropped, the window offers only the memory held and writes wait; window scaling and timestamps (RFC 7323), SACK-permitted
 // negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
 // ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
@@ -34,14 +40,16 @@
 // under pkg/tcp/cc's congestion control (Protocol.Congestion, CUBIC by
 // default, or TCP_CONGESTION's choice), zero-window probes, keep-alive, the
 // user timeout (RFC 5482 TCP_USER_TIMEOUT), and the
-// Linux "Tcp:" counters of /proc/net/snmp.
+// Linux "Tcp:" counters of /proc/net/snmp with the TcpExt ones of
+// /proc/net/netstat that apply (Stats).
 //
 // Lock order: endpoint.mu → Protocol.mu (the tables) → the ports
 // manager's lock and the stack's locks (route lookups). A listener's mu
 // comes before its children's: a child that becomes established takes
 // its own mu, releases it, then takes the listener's to join the accept
 // queue, never the other way round while holding both. Protocol.epsMu
-// (every endpoint, for netstat) is a leaf. waiter.Queue.Notify is
+// (every endpoint, for netstat) is a leaf. The memory total is an
+// atomic counter, charged under the endpoint's mu when its rings grow. waiter.Queue.Notify is
 // called with no lock held, and so is stack.WritePacket: segments built
 // under endpoint.mu are queued on the endpoint and written by whichever
 // goroutine holds the endpoint's "flushing" role, so segments leave in

@@ -312,7 +312,7 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 		if e.rcv.n > 0 {
 			r |= waiter.EventIn | waiter.EventRdNorm
 		}
-		if e.shutWR || (e.state.synchronized() && e.sndFreeLocked() >= e.snd.n/2 && e.sndFreeLocked() > 0) {
+		if e.shutWR || (e.state.synchronized() && writable(e.sndSpaceLocked(), e.snd.n)) {
 			r |= waiter.EventOut | waiter.EventWrNorm
 		}
 	}
@@ -323,6 +323,10 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 }
 
 func (e *endpoint) sndFreeLocked() int { return e.opts.SndBuf - e.snd.n }
+
+// writable is Linux's sk_stream_is_writeable: free space of at least
+// half what is queued.
+func writable(space, queued int) bool { return space > 0 && space >= queued/2 }
 
 // Bind implements transport.Endpoint (Linux inet_bind).
 func (e *endpoint) Bind(addr netip.AddrPort) error {
@@ -702,7 +706,7 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	default:
 		return 0, syscall.EPIPE
 	}
-	free := e.sndFreeLocked()
+	free := e.sndSpaceLocked() // SO_SNDBUF's room, or less at the memory limit
 	total := transport.TotalLen(src)
 	if total == 0 {
 		return 0, nil
@@ -710,8 +714,14 @@ func (e *endpoint) Write(src [][]byte, o transport.WriteOptions) (int, error) {
 	if free <= 0 {
 		return 0, syscall.EAGAIN
 	}
+	if !e.ringGrowLocked(&e.snd, e.snd.n+min(total, free)) {
+		// Another connection took the memory meanwhile: what the ring
+		// holds is all there is.
+		if free = min(free, len(e.snd.b)-e.snd.n); free <= 0 {
+			return 0, syscall.EAGAIN
+		}
+	}
 	n := 0
-	e.snd.ensure(min(e.snd.n+total, e.opts.SndBuf))
 	for _, b := range src {
 		k := min(len(b), free-n)
 		e.snd.put(e.snd.n, b[:k])
@@ -846,6 +856,7 @@ func (e *endpoint) abort(sendRST bool) {
 		e.closeLocked()
 	}
 	e.appClosed = true
+	e.freeRingLocked(&e.rcv) // what a closed child kept for an accept that never comes
 	e.pending |= waiter.EventAll
 	e.unlock()
 	e.p.untrack(e)
@@ -865,11 +876,11 @@ func (e *endpoint) closeLocked() {
 		e.warm.idleT.stop()
 		e.warm = nil
 	}
-	e.snd = ring{}
+	e.freeRingLocked(&e.snd)
 	e.ooo.Clear()
 	e.finQueued = false
 	if e.appClosed {
-		e.rcv = ring{}
+		e.freeRingLocked(&e.rcv) // else kept for the application to read
 	}
 	switch {
 	case e.appClosed || (!e.connected && !e.userBound):

@@ -637,9 +637,16 @@ func (e *endpoint) dataInput(seg *segment) {
 		if len(data) > room {
 			data, fin = data[:room], false
 		}
+		if !e.rcvScheduleLocked(seq, off, len(data)) {
+			// No memory for any of it (the counters are kept there).
+			e.sendAckLocked()
+			return
+		}
+		if fit := len(e.rcv.b) - off; len(data) > fit {
+			data, fin = data[:fit], false // the part the memory we got holds
+		}
 		end := seq.Add(seqnum.Size(len(data)))
 		e.rcvRTTSampleLocked(seg)
-		e.rcv.ensure(off + len(data))
 		if seq == e.rcvNxt {
 			e.rcv.put(off, data)
 			e.rcv.n += len(data)
@@ -724,7 +731,7 @@ func (e *endpoint) enterTimeWaitLocked() {
 	e.rtoT.stop()
 	e.delackT.stop()
 	e.kaT.stop()
-	e.snd = ring{}
+	e.freeRingLocked(&e.snd)
 	e.twT.set(e.p.TimeWait, e.onTimeWait)
 	e.pending |= waiter.EventAll
 }

@@ -169,7 +169,7 @@ func (e *endpoint) tsRTT(ecr uint32, now time.Time) time.Duration {
 // min(buffer/2, MSS)) and never shrinking the right edge already offered
 // (RFC 9293 §3.8.6).
 func (e *endpoint) windowLocked() uint16 {
-	free := max(e.opts.RcvBuf-e.rcv.n, 0)
+	free := e.rcvMemRoomLocked(max(e.opts.RcvBuf-e.rcv.n, 0))
 	cur := 0
 	if e.rcvNxt.LessThan(e.rcvAdv) {
 		cur = int(e.rcvNxt.Size(e.rcvAdv))
@@ -202,7 +202,7 @@ func (e *endpoint) maybeWindowUpdateLocked() {
 	if e.rcvNxt.LessThan(e.rcvAdv) {
 		cur = int(e.rcvNxt.Size(e.rcvAdv))
 	}
-	free := e.opts.RcvBuf - e.rcv.n
+	free := e.rcvMemRoomLocked(e.opts.RcvBuf - e.rcv.n)
 	if free >= 2*cur && free-cur >= max(e.mss, 536) {
 		e.sendAckLocked()
 	}
@@ -635,6 +635,9 @@ func (e *endpoint) rcvRTTSampleLocked(seg *segment) {
 // sixteen segments, more if the rate is still rising, so the sender is
 // never held back by our window while the application keeps up. Not if
 // SO_RCVBUF was set.
+//
+// Under memory pressure the buffer does not grow (as Linux's
+// tcp_grow_window and tcp_clamp_window hold rcv_ssthresh then).
 func (e *endpoint) rcvSpaceAdjustLocked(now time.Time) {
 	if e.opts.RcvBufLock || !e.state.synchronized() {
 		return
@@ -659,7 +662,7 @@ func (e *endpoint) rcvSpaceAdjustLocked(now time.Time) {
 		win := 2*copied + 16*mss
 		win += 2 * (win * (copied - w.rcvSpace) / w.rcvSpace)
 		limit := min(autoRcvBufMax, 65535<<e.rcvShift)
-		if win = min(win, limit); win > e.opts.RcvBuf {
+		if win = min(win, limit); win > e.opts.RcvBuf && !e.p.memPressure.Load() {
 			e.opts.RcvBuf = win
 		}
 		w.rcvSpace = copied
@@ -670,9 +673,10 @@ func (e *endpoint) rcvSpaceAdjustLocked(now time.Time) {
 // sndBufExpandLocked grows the send buffer to twice the congestion
 // window when the window is not the limit, so the application can keep
 // the pipe full (Linux tcp_should_expand_sndbuf, tcp_sndbuf_expand). Not
-// if SO_SNDBUF was set.
+// if SO_SNDBUF was set, nor under memory pressure
+// (tcp_should_expand_sndbuf checks tcp_under_memory_pressure).
 func (e *endpoint) sndBufExpandLocked() {
-	if e.opts.SndBufLock || e.cc == nil {
+	if e.opts.SndBufLock || e.cc == nil || e.p.memPressure.Load() {
 		return
 	}
 	cwnd := e.cc.Cwnd()

@@ -34,6 +34,16 @@ type Stats struct {
 	// TimeWaitOverflow counts connections that skipped TIME_WAIT because
 	// MaxTimeWait were in it (Linux TcpExt TCPTimeWaitOverflow).
 	TimeWaitOverflow atomic.Uint64
+
+	// Memory accounting (Protocol.MemLimit; Linux TcpExt counters).
+	// MemoryPressures counts entries into memory pressure
+	// (TCPMemoryPressures); RcvQDrop in-order data dropped because the
+	// receive buffer could not get memory (TCPRcvQDrop); OFODrop
+	// out-of-order data dropped for the same reason (TCPOFODrop);
+	// PruneCalled the times a connection was asked to give receive memory
+	// back (PruneCalled), and OfoPruned those that dropped out-of-order
+	// data for it (OfoPruned).
+	MemoryPressures, RcvQDrop, OFODrop, PruneCalled, OfoPruned atomic.Uint64
 }
 
 // Defaults of the Protocol's tunables (Linux's).
@@ -75,8 +85,21 @@ type Protocol struct {
 	// Congestion is the congestion control of new connections, one of
 	// cc.Available (net.ipv4.tcp_congestion_control).
 	Congestion string
+	// MemLimit caps the bytes all connections' send and receive buffers
+	// hold together (net.ipv4.tcp_mem[2], in bytes; 0: DefaultMemLimit).
+	// Past it a buffer does not grow beyond its guaranteed minimum: new
+	// out-of-order data is dropped and the ring pruned of it first, then
+	// in-order data that needs memory (the peer retransmits; the window
+	// we offer shrinks to the memory held), and writes wait for their own
+	// ACKs to make room. MemPressure (tcp_mem[1]; 0: 3/4 of MemLimit) is
+	// where memory pressure starts, until the total falls below 3/4 of it
+	// (tcp_mem[0]): then auto-tuning grows no buffer and rings that empty
+	// are freed at once instead of after a second idle. See mem.go.
+	MemLimit, MemPressure int64
 
-	timeWaits atomic.Int64 // connections in TIME_WAIT now
+	timeWaits   atomic.Int64 // connections in TIME_WAIT now
+	mem         atomic.Int64 // bytes charged by all rings (mem.go)
+	memPressure atomic.Bool
 
 	mu        sync.RWMutex
 	conns     map[fourTuple]*endpoint

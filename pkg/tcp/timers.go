@@ -205,7 +205,17 @@ const ringIdle = time.Second
 // ringsEmptiedLocked notes that a ring became empty: the memory goes back
 // if the rings are still empty ringIdle from now. Each emptying pushes the
 // deadline back, which does not touch the runtime timer (timer.arm).
+//
+// Under memory pressure an empty ring goes back at once (Linux reclaims
+// a socket's forward allocation eagerly then: sk_mem_reclaim from
+// sk_mem_uncharge and the timers).
 func (e *endpoint) ringsEmptiedLocked(now time.Time) {
+	if e.p.memPressure.Load() {
+		if e.rcv.n == 0 && e.ooo.Len() == 0 {
+			e.releaseRingLocked(&e.rcv)
+		}
+		e.releaseRingLocked(&e.snd)
+	}
 	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
 		return
 	}
@@ -250,9 +260,9 @@ func (e *endpoint) onRingIdle() {
 		return
 	}
 	if e.rcv.n == 0 && e.ooo.Len() == 0 {
-		e.rcv.release()
+		e.releaseRingLocked(&e.rcv)
 	}
-	e.snd.release()
+	e.releaseRingLocked(&e.snd)
 	if len(e.rcv.b) == 0 && len(e.snd.b) == 0 {
 		e.warm = nil
 	}

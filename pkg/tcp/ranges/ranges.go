@@ -344,3 +344,28 @@ func (s *Set) Ranges() []Range { return append([]Range(nil), s.r...) }
 
 // Clear empties the set, keeping its base and bound.
 func (s *Set) Clear() { s.r = s.r[:0] }
+
+// TrimAbove drops every sequence number at or after seq (the top of the
+// set, as Linux's tcp_prune_ofo_queue prunes from the highest sequence
+// down) and returns how many it dropped. A range that straddles seq keeps
+// its part below. What is dropped is never reported again: a Reporter
+// only reports what the set holds.
+func (s *Set) TrimAbove(seq seqnum.Value) (dropped seqnum.Size) {
+	if seq.LessThan(s.base) {
+		seq = s.base
+	}
+	i := s.search(s.off(seq), false) // the first range ending after seq
+	if i == len(s.r) {
+		return 0
+	}
+	for _, r := range s.r[i:] {
+		dropped += r.Len()
+	}
+	if s.r[i].Start.LessThan(seq) {
+		dropped -= s.r[i].Start.Size(seq)
+		s.r[i].End = seq
+		i++
+	}
+	s.r = s.r[:i]
+	return dropped
+}

@@ -303,3 +303,22 @@ func TestLargeBound(t *testing.T) {
 		t.Fatalf("%d ranges covering %d", s.Len(), s.Covered())
 	}
 }
+
+// TestSetTrimAbove: pruning from the top (tcp_prune_ofo_queue) keeps
+// what lies below the cut, the part of a straddling range included.
+func TestSetTrimAbove(t *testing.T) {
+	var s Set
+	s.Init(100, 0)
+	s.Add(110, 120)
+	s.Add(130, 140)
+	s.Add(150, 160)
+	if d := s.TrimAbove(135); d != 5+10 {
+		t.Errorf("dropped %d, want 15", d)
+	}
+	if got := s.Ranges(); len(got) != 2 || got[1] != (Range{Start: 130, End: 135}) {
+		t.Errorf("left %v", got)
+	}
+	if d := s.TrimAbove(50); d != 15 || s.Len() != 0 {
+		t.Errorf("cut below the base dropped %d, left %v", d, s.Ranges())
+	}
+}
