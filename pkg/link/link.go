@@ -38,6 +38,11 @@ const (
 	CapRXChecksumOffload
 	// CapTXChecksumOffload: the endpoint fills in transport checksums on write.
 	CapTXChecksumOffload
+	// CapRXCoalesce: a delivered frame may be several TCP segments of one
+	// flow coalesced into one (GRO; a TAP whose kernel side does GSO), up
+	// to a 64 KiB IP packet, longer than the MTU, with valid checksums. A
+	// stack that forwards it must split it (Linux skb_gso_segment).
+	CapRXCoalesce
 )
 
 // Dispatcher receives the frames an endpoint reads: the stack's NIC.
@@ -235,6 +240,23 @@ func (b *Base) CountSent(n int) {
 // RxDropped. It reports whether the frame was delivered.
 func (b *Base) Deliver(frame []byte) bool {
 	if len(frame) < 14 || !FrameFits(frame, b.mtu) {
+		b.Counters.RxErrors.Add(1)
+		return false
+	}
+	n := len(frame)
+	if !b.slot.Deliver(frame) {
+		b.Counters.RxDropped.Add(1)
+		return false
+	}
+	b.Counters.RxFrames.Add(1)
+	b.Counters.RxBytes.Add(uint64(n))
+	return true
+}
+
+// DeliverCoalesced is Deliver for a frame of coalesced TCP segments
+// (CapRXCoalesce), which may be longer than the MTU.
+func (b *Base) DeliverCoalesced(frame []byte) bool {
+	if len(frame) < 14 {
 		b.Counters.RxErrors.Add(1)
 		return false
 	}

@@ -174,7 +174,8 @@ type endpoint struct {
 	oooFin              bool // a FIN arrived beyond a hole
 	oooFinSeq           seqnum.Value
 	delackSegs          int
-	rcvMSS              int
+	rcvMSS              int // largest segment seen, at most rcvMSSCap
+	rcvMSSCap           int // our advertised MSS, set with the first data
 
 	rtoT, delackT, kaT, twT timer
 	// warm is what only a connection that moves data needs (allocated

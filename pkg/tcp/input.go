@@ -627,7 +627,13 @@ func (e *endpoint) dataInput(seg *segment) {
 	}
 	if len(data) > 0 {
 		e.bytesReceived += uint64(len(data))
-		e.rcvMSS = max(e.rcvMSS, len(seg.payload))
+		// A segment longer than the MSS we advertised is an aggregate a
+		// link coalesced (link.CapRXCoalesce); its sender's segments are
+		// no larger than our MSS (Linux measures rcv_mss from gso_size).
+		if e.rcvMSSCap == 0 {
+			e.rcvMSSCap = e.advertisedMSS()
+		}
+		e.rcvMSS = max(e.rcvMSS, min(len(seg.payload), e.rcvMSSCap))
 		off := e.rcv.n + int(e.rcvNxt.Size(seq))
 		room := e.opts.RcvBuf - off
 		if room <= 0 {
@@ -660,7 +666,8 @@ func (e *endpoint) dataInput(seg *segment) {
 			if filled {
 				e.ackNowLocked() // RFC 5681 §4.2: an ACK for filling a hole at once
 			} else {
-				e.delackSegs++
+				// An aggregate counts as the segments it holds.
+				e.delackSegs += max(1, len(data)/max(e.rcvMSS, 1))
 				if e.delackSegs >= 2 { // RFC 5681 §4.2: at least every second full segment
 					e.ackNowLocked()
 				} else {

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/waiter"
@@ -42,6 +43,7 @@ var (
 type tcpLab struct {
 	l   *netlab.Lab
 	dev string // the TAP's kernel side, in the namespace
+	tap *netlab.TAP
 	s   *stack.Stack
 	tcp *Protocol
 }
@@ -63,7 +65,7 @@ func newTCPLab(t *testing.T) *tcpLab {
 		}
 	}
 	n.SetUp(true)
-	return &tcpLab{l: l, dev: tp.Dev, s: s, tcp: New(s)}
+	return &tcpLab{l: l, dev: tp.Dev, tap: tp, s: s, tcp: New(s)}
 }
 
 func (k *tcpLab) open(t *testing.T, family int) *endpoint {
@@ -479,7 +481,15 @@ func TestKernelBulk(t *testing.T) {
 		k.bulk(t, n, []bulkConn{k.dialKernel(t, families[0], 5001)})
 	})
 	t.Run("kernel-to-us", func(t *testing.T) {
+		before := k.tap.Endpoint.Coalesced()
 		k.bulk(t, n, []bulkConn{k.dialUs(t, families[1], 5002)})
+		// The TAP has offloads on: the kernel's GSO hands us its
+		// segments coalesced (link.CapRXCoalesce), and TCP takes them.
+		got := k.tap.Endpoint.Coalesced() - before
+		t.Logf("TCP aggregates received from the kernel: %d", got)
+		if k.tap.Endpoint.Capabilities()&link.CapRXCoalesce != 0 && got == 0 {
+			t.Errorf("no TCP aggregates from the kernel over a TAP with offloads")
+		}
 	})
 }
 

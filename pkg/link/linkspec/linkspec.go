@@ -11,7 +11,9 @@
 //	loopback (or lo)      the loopback link
 //
 // Options, each ",key=value": mtu=BYTES, mac=aa:bb:cc:dd:ee:ff,
-// pcap=FILE (capture every frame to a new pcap file), and for emu the
+// pcap=FILE (capture every frame to a new pcap file), for tap
+// offload=on|off (virtio-net header offloads, on by default: the kernel
+// hands TCP over in aggregates of up to 64 KiB), and for emu the
 // impairments of frames the port sends (emu.Impairments): loss=P, dup=P,
 // corrupt=P, reorder=P (P a probability, 0.01 or 1%), delay=D, jitter=D
 // (Go durations: 10ms), rate=R (bits per second, with tc's units: 10mbit,
@@ -79,6 +81,8 @@ type Spec struct {
 	MAC wire.MAC
 	// PCAP, if not empty, is a capture file for every frame.
 	PCAP string
+	// NoOffload opens a tap device without the virtio-net header offloads.
+	NoOffload bool
 	// Seed, when SeedSet, is the seed an emu network is created with.
 	Seed    uint64
 	SeedSet bool
@@ -213,6 +217,18 @@ func (s *Spec) setOption(key, val string) error {
 			return fmt.Errorf("mac=%q: expected a unicast address like 02:00:00:00:00:01", val)
 		}
 		s.MAC = m
+	case "offload":
+		if s.Kind != KindTap {
+			return fmt.Errorf("option offload= applies only to tap links")
+		}
+		switch val {
+		case "on":
+			s.NoOffload = false
+		case "off":
+			s.NoOffload = true
+		default:
+			return fmt.Errorf("offload=%q: expected on or off", val)
+		}
 	case "pcap":
 		if val == "" {
 			return fmt.Errorf("pcap= needs a file name")
@@ -265,6 +281,9 @@ func (s *Spec) knownOptions() string {
 	}
 	if s.Kind == KindUnix || s.Kind == KindTCP {
 		known = append(known, "listen")
+	}
+	if s.Kind == KindTap {
+		known = append(known, "offload")
 	}
 	return strings.Join(known, ", ")
 }
@@ -362,6 +381,9 @@ func (s Spec) String() string {
 	if !s.MAC.IsZero() {
 		opt("mac", s.MAC.String())
 	}
+	if s.NoOffload {
+		opt("offload", "off")
+	}
 	im := s.Impair
 	for _, p := range []struct {
 		k string
@@ -430,7 +452,7 @@ func (s Spec) Open() (link.Endpoint, error) {
 		}
 		ep = n.NewPort(emu.PortConfig{MAC: s.MAC, MTU: s.MTU, Out: s.Impair})
 	case KindTap:
-		t, err := tap.Open(tap.Config{Name: s.Name, MTU: s.MTU, MAC: s.MAC})
+		t, err := tap.Open(tap.Config{Name: s.Name, MTU: s.MTU, MAC: s.MAC, NoOffload: s.NoOffload})
 		if err != nil {
 			return nil, err
 		}

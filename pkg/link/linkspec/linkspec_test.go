@@ -45,6 +45,8 @@ func TestParse(t *testing.T) {
 		{"unix:/run/vm.sock", Spec{Kind: KindUnix, Name: "/run/vm.sock"}},
 		{"unix:/run/vm.sock,listen,pcap=/tmp/c.pcap", Spec{Kind: KindUnix, Name: "/run/vm.sock", Listen: true, PCAP: "/tmp/c.pcap"}},
 		{"tcp:127.0.0.1:4000,listen", Spec{Kind: KindTCP, Name: "127.0.0.1:4000", Listen: true}},
+		{"tap:sbx0,offload=off", Spec{Kind: KindTap, Name: "sbx0", NoOffload: true}},
+		{"tap:sbx0,offload=on", Spec{Kind: KindTap, Name: "sbx0"}},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.spec)
@@ -95,6 +97,8 @@ func TestParseErrors(t *testing.T) {
 		{"tap:x,mtu=1500,mtu=9000", `option "mtu" given twice`},
 		{"tap:x,", "empty option"},
 		{"tap:x,pcap=", "pcap= needs a file name"},
+		{"tap:x,offload=maybe", `offload="maybe": expected on or off`},
+		{"emu:x,offload=off", "offload= applies only to tap links"},
 		{"emu:x,loss=1.5", `loss="1.5": expected a probability`},
 		{"emu:x,loss=-1%", "expected a probability"},
 		{"emu:x,loss=NaN", "expected a probability"},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stackbox/stackbox/internal/netlab"
+	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/link/tap"
 )
 
@@ -75,10 +76,20 @@ func TestKernelARPAndEcho(t *testing.T) {
 }
 
 // TestKernelPingsUs: the kernel's own ping(8) reaches our address: it asks
-// for our MAC with ARP, we answer, and it gets our echo replies.
+// for our MAC with ARP, we answer, and it gets our echo replies; over the
+// default device (virtio-net headers, offloads) and the plain one.
 func TestKernelPingsUs(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "offload", true: "plain"}[plain], func(t *testing.T) { kernelPingsUs(t, plain) })
+	}
+}
+
+func kernelPingsUs(t *testing.T, plain bool) {
 	l := netlab.New(t)
-	tp := l.AddTAP(t, netlab.TAPConfig{Addrs: []netip.Prefix{kernelAddr}})
+	tp := l.AddTAP(t, netlab.TAPConfig{Config: tap.Config{NoOffload: plain}, Addrs: []netip.Prefix{kernelAddr}})
+	if want := map[bool]link.Capabilities{false: link.CapRXCoalesce, true: 0}[plain]; tp.Endpoint.Capabilities() != want {
+		t.Errorf("capabilities %v, want %v", tp.Endpoint.Capabilities(), want)
+	}
 	h := netlab.NewHost(t, tp.Endpoint, ourAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

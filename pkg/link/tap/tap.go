@@ -14,9 +14,19 @@
 // the open — a fork racing with that instant can still inherit the fd; it
 // clears IFF_PERSIST on the device it attaches to, so a device that exists
 // before the open is handed to water as persistent (see openTAP); and it leaks the fd when setup
-// fails, which costs one fd per failed Open. The IFF_VNET_HDR offload path,
-// which water cannot set up, will open /dev/net/tun itself (DESIGN.md).
-// water's fd is nonblocking inside an *os.File, so it is registered with
+// fails, which costs one fd per failed Open.
+//
+// By default the device is opened with IFF_VNET_HDR instead, which water
+// cannot set, so that path opens /dev/net/tun itself (openVnet): every
+// frame then carries a virtio-net header (vnet.go), and TUNSETOFFLOAD
+// lets the kernel hand us TCP aggregates of up to 64 KiB with a partial
+// checksum instead of one MTU-sized frame per read — GRO done by the
+// kernel's GSO, as for a virtio NIC. The reader completes the checksum,
+// so the stack sees an ordinary, valid TCP segment longer than the MTU
+// (link.CapRXCoalesce). Frames we write carry an empty header. A kernel
+// that refuses the header gets the plain path (Config.NoOffload forces it).
+//
+// Either fd is nonblocking inside an *os.File, so it is registered with
 // Go's poller: a Read blocked in the reader goroutine returns as soon as
 // the file is closed, and Close stops the reader promptly. The device is
 // configured (MTU, IFF_UP) with SIOCSIFMTU and SIOCGIFFLAGS/SIOCSIFFLAGS on
@@ -56,16 +66,22 @@ type Config struct {
 	// MAC the stack uses as a host on the link. Zero picks a random locally
 	// administered unicast address (02:…).
 	MAC wire.MAC
+	// NoOffload opens the plain device (IFF_TAP|IFF_NO_PI, through water):
+	// one MTU-sized frame per read and write, no virtio-net header.
+	NoOffload bool
 }
 
 // Endpoint is an open tap device. It implements link.Endpoint and
 // link.Counter.
 type Endpoint struct {
-	link.Base // name "tap:DEV", MTU, MAC (a plain tap offers no offloads), counters
+	link.Base // name "tap:DEV", MTU, MAC, CapRXCoalesce with offloads, counters
 
 	file       *os.File
+	raw        syscall.RawConn // file's, for writev and the offload ioctls
 	dev        string
 	persistent bool // attached to an existing IFF_PERSIST device, which outlives Close
+	vnet       bool // frames carry a virtio-net header both ways
+	coalesced  atomic.Uint64
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -99,7 +115,20 @@ func Open(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("tap: MAC %v is a group address, not a host's", mac)
 	}
 
-	file, dev, persistent, err := openTAP(cfg.Name)
+	var (
+		file       *os.File
+		dev        string
+		persistent bool
+		vnet       bool
+		err        error = errNoVnet
+	)
+	if !cfg.NoOffload {
+		file, dev, persistent, err = openVnet(cfg.Name)
+		vnet = err == nil
+	}
+	if errors.Is(err, errNoVnet) {
+		file, dev, persistent, err = openTAP(cfg.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +137,72 @@ func Open(cfg Config) (*Endpoint, error) {
 		file.Close()
 		return nil, err
 	}
-	e := &Endpoint{file: file, dev: dev, persistent: persistent, done: make(chan struct{})}
-	e.Init("tap:"+dev, mtu, mac, 0)
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("tap: %s: %w", dev, err)
+	}
+	e := &Endpoint{file: file, raw: raw, dev: dev, persistent: persistent, vnet: vnet, done: make(chan struct{})}
+	var caps link.Capabilities
+	if vnet {
+		caps |= link.CapRXCoalesce
+	}
+	e.Init("tap:"+dev, mtu, mac, caps)
 	go e.readLoop()
 	return e, nil
+}
+
+// errNoVnet: the kernel refused IFF_VNET_HDR or the offloads; the plain
+// device is opened instead.
+var errNoVnet = errors.New("tap: no virtio-net header offloads")
+
+// openVnet is openTAP for the offload path: it opens /dev/net/tun itself
+// with IFF_VNET_HDR, sets the header size (a persistent device keeps
+// whatever size its last user set) and enables checksum and TCP
+// segmentation offloads (TUNSETOFFLOAD: the kernel may then send us
+// partial checksums and TCP aggregates). It returns an error wrapping
+// errNoVnet when the kernel has no such support, so the caller falls
+// back.
+func openVnet(name string) (file *os.File, dev string, persistent bool, err error) {
+	persistent = name != "" && deviceExists(name)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("tap: open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", false, fmt.Errorf("tap: %q: %w", name, err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, "", false, tunSetIffError(name, err)
+	}
+	dev = ifr.Name()
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+		unix.Close(fd)
+		return nil, "", false, fmt.Errorf("%w: %s: TUNSETVNETHDRSZ: %v", errNoVnet, dev, err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
+		unix.Close(fd)
+		return nil, "", false, fmt.Errorf("%w: %s: TUNSETOFFLOAD: %v", errNoVnet, dev, err)
+	}
+	// A nonblocking fd: os.NewFile puts it on the poller.
+	return os.NewFile(uintptr(fd), "/dev/net/tun"), dev, persistent, nil
+}
+
+// tunSetIffError explains a failed attach in the user's terms.
+func tunSetIffError(name string, err error) error {
+	switch {
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("tap: %s is in use by another process: %w", name, err)
+	case errors.Is(err, unix.EINVAL) && name != "":
+		return fmt.Errorf("tap: %s exists and is not a tap device: %w", name, err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("tap: creating %q needs CAP_NET_ADMIN: %w", name, err)
+	}
+	return fmt.Errorf("tap: open %q: %w", name, err)
 }
 
 // checkName rejects names the kernel would reject, with a clearer message.
@@ -139,15 +230,7 @@ func openTAP(name string) (file *os.File, dev string, persistent bool, err error
 		PlatformSpecificParams: water.PlatformSpecificParams{Name: name, Persist: persistent},
 	})
 	if err != nil {
-		switch {
-		case errors.Is(err, unix.EBUSY):
-			return nil, "", false, fmt.Errorf("tap: %s is in use by another process: %w", name, err)
-		case errors.Is(err, unix.EINVAL) && name != "":
-			return nil, "", false, fmt.Errorf("tap: %s exists and is not a tap device: %w", name, err)
-		case errors.Is(err, unix.EPERM):
-			return nil, "", false, fmt.Errorf("tap: creating %q needs CAP_NET_ADMIN: %w", name, err)
-		}
-		return nil, "", false, fmt.Errorf("tap: open %q: %w", name, err)
+		return nil, "", false, tunSetIffError(name, err)
 	}
 	file, ok := ifce.ReadWriteCloser.(*os.File)
 	if !ok {
@@ -224,6 +307,10 @@ func (e *Endpoint) Device() string { return e.dev }
 // Open, so that it stays after Close; a device Open created goes with it.
 func (e *Endpoint) Persistent() bool { return e.persistent }
 
+// Coalesced counts the TCP aggregates received (frames the kernel's GSO
+// left whole; each is also in the frame counters).
+func (e *Endpoint) Coalesced() uint64 { return e.coalesced.Load() }
+
 // ReadErr reports why the reader stopped on its own (the device went
 // away), or nil while it runs or after a normal Close.
 func (e *Endpoint) ReadErr() error {
@@ -233,8 +320,9 @@ func (e *Endpoint) ReadErr() error {
 	return nil
 }
 
-// WritePackets writes each frame to the device with one write(2): the tap
-// driver takes exactly one frame per write.
+// WritePackets writes each frame to the device with one write(2) (with
+// the virtio-net header, writev(2)): the tap driver takes exactly one
+// frame per write.
 func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 	for i, f := range frames {
 		if e.closed.Load() {
@@ -243,7 +331,7 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 		if err := e.CheckWrite(f); err != nil {
 			return i, err
 		}
-		if _, err := e.file.Write(f); err != nil {
+		if err := e.write(f); err != nil {
 			if e.closed.Load() {
 				return i, link.ErrClosed
 			}
@@ -255,6 +343,27 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 	return len(frames), nil
 }
 
+// noOffloadHdr is the header of a frame we write: no GSO, checksums as
+// they are in the frame.
+var noOffloadHdr [vnetHdrLen]byte
+
+func (e *Endpoint) write(f []byte) error {
+	if !e.vnet {
+		_, err := e.file.Write(f)
+		return err
+	}
+	iov := [][]byte{noOffloadHdr[:], f}
+	var werr error
+	err := e.raw.Write(func(fd uintptr) bool {
+		_, werr = unix.Writev(int(fd), iov)
+		return werr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
 // Close closes the device file, which wakes the reader, and waits for the
 // reader to return. A device created by Open disappears with it; an
 // existing persistent device stays. Close must not be called from inside
@@ -262,23 +371,35 @@ func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)
+		if e.vnet && e.persistent {
+			// The device outlives us: leave it without offloads, which a
+			// later user that reads plain frames could not take.
+			e.raw.Control(func(fd uintptr) { unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, 0) })
+		}
 		e.closeErr = e.file.Close()
 		<-e.done
 	})
 	return e.closeErr
 }
 
-// readLoop reads one frame per read(2) into a fresh buffer and hands it to
-// the dispatcher, until the file is closed or the device goes away.
+// readLoop reads one frame per read(2) and hands it to the dispatcher,
+// until the file is closed or the device goes away.
 func (e *Endpoint) readLoop() {
 	defer close(e.done)
 	// One byte more than the longest frame the MTU allows: the tun driver
 	// truncates a longer frame to the buffer without saying so (the kernel
 	// side's MTU was raised behind our back), so a read that fills the
-	// buffer is how a truncated frame shows.
+	// buffer is how a truncated frame shows. With offloads, room for the
+	// header and a 64 KiB aggregate.
 	size := e.MTU() + link.MaxFrameHeader + 1
+	if e.vnet {
+		size = vnetHdrLen + max(e.MTU(), wire.IPv4MaxTotalLen) + link.MaxFrameHeader + 1
+	}
+	var buf []byte
 	for {
-		buf := make([]byte, size)
+		if buf == nil {
+			buf = make([]byte, size)
+		}
 		n, err := e.file.Read(buf)
 		if err != nil {
 			if e.closed.Load() {
@@ -299,7 +420,33 @@ func (e *Endpoint) readLoop() {
 			e.Counters.RxErrors.Add(1)
 			continue
 		}
-		e.Deliver(buf[:n])
+		if !e.vnet {
+			e.Deliver(buf[:n])
+			buf = nil
+			continue
+		}
+		h, err := parseVnetHdr(buf[:n])
+		if err == nil {
+			err = finishRx(h, buf[vnetHdrLen:n])
+		}
+		if err != nil {
+			e.Counters.RxErrors.Add(1)
+			continue
+		}
+		// The frame leaves with its buffer; a small one is copied out so
+		// the 64 KiB buffer is read into again.
+		frame := buf[vnetHdrLen:n]
+		if n < size/4 {
+			frame = append([]byte(nil), frame...)
+		} else {
+			buf = nil
+		}
+		if h.gsoType != vnetGSONone {
+			e.coalesced.Add(1)
+			e.DeliverCoalesced(frame)
+		} else {
+			e.Deliver(frame)
+		}
 	}
 }
 

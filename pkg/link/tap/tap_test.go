@@ -88,7 +88,7 @@ func TestLifecycle(t *testing.T) {
 	if !strings.HasPrefix(dev, "tap") || ep.Name() != "tap:"+dev {
 		t.Errorf("Device %q, Name %q: want a kernel-picked tapN", dev, ep.Name())
 	}
-	if ep.MTU() != 1500 || ep.Persistent() || ep.Capabilities() != 0 {
+	if ep.MTU() != 1500 || ep.Persistent() || ep.Capabilities() != link.CapRXCoalesce {
 		t.Errorf("MTU %d persistent %v caps %v", ep.MTU(), ep.Persistent(), ep.Capabilities())
 	}
 	if m := ep.MAC(); m[0]&0x03 != 0x02 {
