@@ -535,6 +535,14 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	if pt != PacketHost {
 		return // RFC 1812 §5.3.4: never forward link-layer broadcasts (Linux: silent drop)
 	}
+	if segs := splitAggregate(in, h, h.HeaderLen(), h.Protocol()); segs != nil {
+		// Each segment takes the whole path below: TTL, routes, DF
+		// against the next hop's MTU, fragmentation, counters.
+		for _, seg := range segs {
+			s.forwardIPv4(in, pt, wire.IPv4(seg), opts, srrNext)
+		}
+		return
+	}
 	dst := h.Dst()
 	if srrNext.IsValid() {
 		dst = srrNext
