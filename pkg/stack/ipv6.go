@@ -366,7 +366,9 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		return
 	}
 	if segs := splitAggregate(n, h, wire.IPv6HeaderLen, h.NextHeader()); segs != nil {
-		for _, seg := range segs { // each through every check below
+		// A GSO aggregate from an offloading link: each segment takes
+		// the whole path below, Packet Too Big included.
+		for _, seg := range segs {
 			s.forward6(n, wire.IPv6(seg), pt)
 		}
 		return

@@ -86,6 +86,10 @@ func SplitTCP(pkt []byte, maxPayload int) ([][]byte, error) {
 	buf := make([]byte, n*hdrs+len(payload)) // one allocation for all
 	out := make([][]byte, n)
 	seq, flags, v6 := t.Seq(), t.Flags(), pkt[0]>>4 == 6
+	var id uint16
+	if !v6 {
+		id = IPv4(pkt).ID()
+	}
 	for i := range n {
 		data := payload[min(i*maxPayload, len(payload)):min((i+1)*maxPayload, len(payload))]
 		b := buf[: hdrs+len(data) : hdrs+len(data)]
@@ -111,7 +115,7 @@ func SplitTCP(pkt []byte, maxPayload int) ([][]byte, error) {
 			binary.BigEndian.PutUint16(b[4:], uint16(len(th)))
 		} else {
 			binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-			binary.BigEndian.PutUint16(b[4:], IPv4(pkt).ID()+uint16(i))
+			binary.BigEndian.PutUint16(b[4:], id+uint16(i))
 			b[10], b[11] = 0, 0
 			binary.BigEndian.PutUint16(b[10:], ^Checksum(b[:iphl], 0))
 		}
