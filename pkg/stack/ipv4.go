@@ -535,6 +535,16 @@ func (s *Stack) forwardIPv4(in *NIC, pt PacketType, h wire.IPv4, opts ipv4Opts, 
 	if pt != PacketHost {
 		return // RFC 1812 §5.3.4: never forward link-layer broadcasts (Linux: silent drop)
 	}
+	if segs := splitAggregate(in, h, h.HeaderLen(), h.Protocol()); segs != nil {
+		// A GSO aggregate from an offloading link: each segment takes
+		// the whole path below (TTL, routes, DF against the next hop's
+		// MTU, fragmentation, counters). opts holds header offsets,
+		// which every segment shares.
+		for _, seg := range segs {
+			s.forwardIPv4(in, pt, wire.IPv4(seg), opts, srrNext)
+		}
+		return
+	}
 	dst := h.Dst()
 	if srrNext.IsValid() {
 		dst = srrNext

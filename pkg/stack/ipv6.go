@@ -365,6 +365,14 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6, pt PacketType) {
 		st.InDiscards.Add(1) // Linux forwards only frames sent to us
 		return
 	}
+	if segs := splitAggregate(n, h, wire.IPv6HeaderLen, h.NextHeader()); segs != nil {
+		// A GSO aggregate from an offloading link: each segment takes
+		// the whole path below, Packet Too Big included.
+		for _, seg := range segs {
+			s.forward6(n, wire.IPv6(seg), pt)
+		}
+		return
+	}
 	src, dst := h.Src(), h.Dst()
 	if src.IsUnspecified() || dst.IsUnspecified() {
 		st.InAddrErrors.Add(1)
