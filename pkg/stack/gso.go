@@ -9,7 +9,10 @@ import "github.com/stackbox/stackbox/pkg/wire"
 // TSO4/TSO6) hands the stack TCP "super-segments" of up to 64 KiB that the
 // sender's kernel never cut up. A packet for forwarding that is longer than
 // the MTU of the link it came in on cannot have crossed that link as it is,
-// so a TCP one is such an aggregate. Measured against the next hop whole, it
+// so a TCP one is such an aggregate. "The link" is the endpoint's MTU,
+// not the interface's: an interface MTU set lower (ifconfig mtu) limits
+// what we send, not the frames the link carries in, and a full-sized
+// segment arriving on it is no aggregate. Measured against the next hop whole, it
 // would draw fragmentation needed or Packet Too Big that the sender, whose
 // real segments fit, cannot act on. Linux instead re-segments GSO packets it
 // forwards (skb_gso_segment) and checks each segment against the next hop
@@ -18,7 +21,7 @@ import "github.com/stackbox/stackbox/pkg/wire"
 // link. A packet that does not split (not TCP, a fragment, extension
 // headers, bad checksums) is left to the normal checks.
 func splitAggregate(in *NIC, pkt []byte, ipHdrLen int, proto uint8) [][]byte {
-	mtu := in.MTU()
+	mtu := in.ep.MTU()
 	if len(pkt) <= mtu || proto != wire.IPProtoTCP || len(pkt) < ipHdrLen {
 		return nil
 	}

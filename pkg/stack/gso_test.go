@@ -98,8 +98,8 @@ func gsoTCP(src, dst netip.Addr, seq uint32, payload []byte) []byte {
 	return b
 }
 
-// gsoAggregate4 is a DF (or not) IPv4 TCP aggregate of 10000 bytes of
-// data from A (10.0.1.1) to B (10.0.2.1) in a frame for R.
+// gsoAggregate4 is a DF (or not) IPv4 TCP aggregate of data
+// from A (10.0.1.1) to B (10.0.2.1) in a frame for R.
 func gsoAggregate4(x *routed, seq uint32, data []byte, df bool) []byte {
 	src, dst := mustAddr("10.0.1.1"), mustAddr("10.0.2.1")
 	ip := ixIPv4(wire.IPv4Fields{ID: 100, DF: df, Protocol: wire.IPProtoTCP, Src: src, Dst: dst}, gsoTCP(src, dst, seq, data))
@@ -199,4 +199,23 @@ func TestIPv6ForwardGSOAggregate(t *testing.T) {
 			t.Fatalf("quoted packet with payload length %d (%v), want a 1500-byte segment", q.PayloadLen(), err)
 		}
 	})
+}
+
+// TestIPv4ForwardFullSegmentLoweredMTU: a segment that fits the link it
+// came in on is no aggregate, though that interface's MTU was set lower;
+// it is forwarded whole (a regression: TestPMTUChangeMidStream lowers
+// R's MTUs mid-stream and saw its segments split instead of answered).
+func TestIPv4ForwardFullSegmentLoweredMTU(t *testing.T) {
+	x := newRouted(t, Options{Seed: 2}, 0)
+	if err := x.r.nic.SetMTU(1400); err != nil {
+		t.Fatal(err)
+	}
+	rx := captureTCP(t, x.b.s, false)
+	data := pattern(1448)
+	x.r.nic.DeliverFrame(gsoAggregate4(x, 9, data, true))
+	segs := collectSegs(t, rx, len(data))
+	checkSegs(t, segs, 9, data, 1500, 63)
+	if len(segs) != 1 || segs[0].ipLen != 1500 {
+		t.Fatalf("%d segments (first %d bytes), want the 1500-byte packet whole", len(segs), segs[0].ipLen)
+	}
 }
