@@ -76,12 +76,13 @@ type Config struct {
 type Endpoint struct {
 	link.Base // name "tap:DEV", MTU, MAC, CapRXCoalesce with offloads, counters
 
-	file       *os.File
-	raw        syscall.RawConn // file's, for writev and the offload ioctls
-	dev        string
-	persistent bool // attached to an existing IFF_PERSIST device, which outlives Close
-	vnet       bool // frames carry a virtio-net header both ways
-	coalesced  atomic.Uint64
+	file        *os.File
+	raw         syscall.RawConn // file's, for writev and the offload ioctls
+	dev         string
+	persistent  bool          // attached to an existing IFF_PERSIST device, which outlives Close
+	vnet        bool          // frames carry a virtio-net header both ways
+	coalesced   atomic.Uint64 // aggregates received
+	coalescedTx atomic.Uint64 // aggregates written
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -311,6 +312,10 @@ func (e *Endpoint) Persistent() bool { return e.persistent }
 // left whole; each is also in the frame counters).
 func (e *Endpoint) Coalesced() uint64 { return e.coalesced.Load() }
 
+// CoalescedSent counts the GSO aggregates written, each made of several
+// frames handed to one WritePackets call.
+func (e *Endpoint) CoalescedSent() uint64 { return e.coalescedTx.Load() }
+
 // ReadErr reports why the reader stopped on its own (the device went
 // away), or nil while it runs or after a normal Close.
 func (e *Endpoint) ReadErr() error {
@@ -322,25 +327,66 @@ func (e *Endpoint) ReadErr() error {
 
 // WritePackets writes each frame to the device with one write(2) (with
 // the virtio-net header, writev(2)): the tap driver takes exactly one
-// frame per write.
+// frame per write. With offloads, consecutive TCP segments of one flow
+// among frames go as one GSO aggregate in one write (coalesce), which
+// the kernel takes whole, as from a virtio NIC doing TSO; each still
+// counts as a frame sent.
 func (e *Endpoint) WritePackets(frames [][]byte) (int, error) {
-	for i, f := range frames {
+	for i := 0; i < len(frames); {
 		if e.closed.Load() {
 			return i, link.ErrClosed
 		}
-		if err := e.CheckWrite(f); err != nil {
+		if err := e.CheckWrite(frames[i]); err != nil {
 			return i, err
 		}
-		if err := e.write(f); err != nil {
+		var (
+			r   tcpRun
+			k   = 1
+			err error
+		)
+		if e.vnet && len(frames)-i > 1 {
+			r, k = coalesce(frames[i:])
+			for j := 1; j < k; j++ {
+				if !link.FrameFits(frames[i+j], e.MTU()) {
+					k = j // CheckWrite refuses it on the next round
+				}
+			}
+		}
+		if k > 1 {
+			err = e.writeAggregate(r, frames[i:i+k])
+		} else {
+			err = e.write(frames[i])
+		}
+		if err != nil {
 			if e.closed.Load() {
 				return i, link.ErrClosed
 			}
 			e.Counters.TxErrors.Add(1)
 			return i, fmt.Errorf("tap: %s: write: %w", e.dev, err)
 		}
-		e.CountSent(len(f))
+		for _, f := range frames[i : i+k] {
+			e.CountSent(len(f))
+		}
+		if k > 1 {
+			e.coalescedTx.Add(1)
+		}
+		i += k
 	}
 	return len(frames), nil
+}
+
+// writeAggregate writes the run frames as one GSO frame: the header,
+// the first frame's headers adjusted (aggregate), then every payload.
+func (e *Endpoint) writeAggregate(r tcpRun, frames [][]byte) error {
+	var vh [vnetHdrLen]byte
+	var hbuf [14 + 40 + 60]byte
+	hdr := aggregate(r, frames, &vh, hbuf[:0])
+	iov := make([][]byte, 0, 2+len(frames))
+	iov = append(iov, vh[:], hdr)
+	for _, f := range frames {
+		iov = append(iov, f[len(hdr):])
+	}
+	return e.writev(iov)
 }
 
 // noOffloadHdr is the header of a frame we write: no GSO, checksums as
@@ -352,7 +398,10 @@ func (e *Endpoint) write(f []byte) error {
 		_, err := e.file.Write(f)
 		return err
 	}
-	iov := [][]byte{noOffloadHdr[:], f}
+	return e.writev([][]byte{noOffloadHdr[:], f})
+}
+
+func (e *Endpoint) writev(iov [][]byte) error {
 	var werr error
 	err := e.raw.Write(func(fd uintptr) bool {
 		_, werr = unix.Writev(int(fd), iov)
