@@ -12,7 +12,8 @@
 // transport handler). Outbound, a transport builds its header into a Packet
 // with headroom, asks FindRoute for a Route and calls WritePacket, which
 // prepends the IP header, fragments to the route's MTU, resolves the next
-// hop and hands the frame to the endpoint.
+// hop and hands the frame to the endpoint, or to a TxBatch that writes
+// the frames of several packets in one WritePackets call.
 //
 // Buffers. A frame handed to DeliverFrame belongs to the stack. Its bytes
 // are never modified after the IP layer has validated them, so transport

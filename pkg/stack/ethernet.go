@@ -120,6 +120,11 @@ func (n *NIC) writeFrame(dst wire.MAC, etherType uint16, pkt *Packet) error {
 	}
 	f.Encode(pkt.Prepend(f.Len()))
 	frame := pkt.Bytes()
+	if b := pkt.batch; b != nil {
+		pkt.batch = nil
+		b.add(n, frame)
+		return nil
+	}
 	if _, err := n.ep.WritePackets([][]byte{frame}); err != nil {
 		n.stats.TxErrors.Add(1)
 		return err

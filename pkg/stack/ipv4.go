@@ -424,8 +424,12 @@ func (s *Stack) writeIPv4(r *Route, pkt *Packet, o WriteOptions) error {
 	}
 	s.loop4(r, o, pkt.Bytes())
 	if total > mtu {
+		if o.Batch != nil {
+			o.Batch.Flush() // the fragments go now, after what is held
+		}
 		return s.fragment4(r.NIC, r.NextHop, wire.IPv4(pkt.Bytes()), mtu)
 	}
+	pkt.batch = o.Batch
 	return s.output4(r.NIC, r.NextHop, pkt)
 }
 

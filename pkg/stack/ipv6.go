@@ -499,6 +499,7 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 		fields.Encode(pkt.Prepend(wire.IPv6HeaderLen))
 		s.loop6(r, o, pkt.Bytes())
 		s.countOut6(r.Dst, pkt.Len())
+		pkt.batch = o.Batch
 		return r.NIC.sendIPv6(r.NextHop, pkt)
 	}
 	if o.DontFragment || mtu < wire.IPv6MinMTU || hbhLen+pkt.Len() > wire.IPv6MaxPayloadLen {
@@ -506,6 +507,9 @@ func (s *Stack) writeIPv6(r *Route, pkt *Packet, o WriteOptions) error {
 		// §11.2). Below 1280 IPv6 does not work at all (RFC 8200 §5).
 		st.FragFails.Add(1)
 		return ErrMsgSize
+	}
+	if o.Batch != nil {
+		o.Batch.Flush() // the fragments go now, after what is held
 	}
 	// Source fragmentation: the unfragmentable part (header and
 	// Hop-by-Hop) is repeated in every fragment, followed by a Fragment

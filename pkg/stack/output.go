@@ -242,6 +242,9 @@ type WriteOptions struct {
 	// The stack fills in what Linux's raw_send_hdrinc does (total length,
 	// a zero ID, a zero source, the checksum) and sends it unfragmented.
 	HeaderIncluded bool
+	// Batch, when set, holds the frame for a later Batch.Flush instead of
+	// writing it now (see TxBatch).
+	Batch *TxBatch
 }
 
 // WritePacket prepends the IP header to pkt (which holds the transport

@@ -11,8 +11,9 @@ const HeaderRoom = 192
 // Packet has one owner at a time: whoever builds it, then the stack once
 // it is passed to WritePacket.
 type Packet struct {
-	buf []byte
-	off int
+	buf   []byte
+	off   int
+	batch *TxBatch // where writeFrame puts the frame (WriteOptions.Batch)
 }
 
 // NewPacket returns a packet of n zero bytes with HeaderRoom in front.

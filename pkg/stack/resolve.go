@@ -73,10 +73,15 @@ func (n *NIC) sendIPv4(nextHop netip.Addr, pkt *Packet) error {
 	case nextHop.IsMulticast():
 		mac = wire.IPv4MulticastMAC(nextHop)
 	default:
+		// A packet the cache keeps may leave on another goroutine,
+		// without this one's batch.
+		b := pkt.batch
+		pkt.batch = nil
 		m, ok := n.arp.Resolve(nextHop, pkt)
 		if !ok {
 			return nil // queued, or dropped and counted by the cache
 		}
+		pkt.batch = b
 		mac = m
 	}
 	return n.writeFrame(mac, wire.EtherTypeIPv4, pkt)
@@ -91,10 +96,13 @@ func (n *NIC) sendIPv6(nextHop netip.Addr, pkt *Packet) error {
 	case nextHop.IsMulticast():
 		mac = wire.IPv6MulticastMAC(nextHop)
 	default:
+		b := pkt.batch // as in sendIPv4
+		pkt.batch = nil
 		m, ok := n.ndp.Resolve(nextHop, pkt)
 		if !ok {
 			return nil
 		}
+		pkt.batch = b
 		mac = m
 	}
 	return n.writeFrame(mac, wire.EtherTypeIPv6, pkt)

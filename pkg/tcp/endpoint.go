@@ -267,9 +267,18 @@ func (e *endpoint) unlock() {
 			e.outq, e.warm.outSpare = e.warm.outSpare, nil
 		}
 		e.flushing = true
+		var b *stack.TxBatch
+		if e.warm != nil && len(q) > 1 {
+			// The flusher alone uses it, even if e.warm goes meanwhile.
+			b = &e.warm.tx
+		}
 		e.mu.Unlock()
 		for i := range q {
+			q[i].wo.Batch = b
 			e.p.s.WritePacket(&q[i].r, q[i].pkt, q[i].wo)
+		}
+		if b != nil {
+			b.Flush()
 		}
 		e.mu.Lock()
 		e.flushing = false

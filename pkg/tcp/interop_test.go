@@ -478,7 +478,15 @@ func TestKernelBulk(t *testing.T) {
 	n := interopBytes(t)
 	k := newTCPLab(t)
 	t.Run("us-to-kernel", func(t *testing.T) {
+		before := k.tap.Endpoint.CoalescedSent()
 		k.bulk(t, n, []bulkConn{k.dialKernel(t, families[0], 5001)})
+		// Each flush of the sender's queue is one TxBatch: its runs of
+		// segments go to the kernel as GSO frames (tap coalesce).
+		got := k.tap.Endpoint.CoalescedSent() - before
+		t.Logf("GSO frames written to the kernel: %d", got)
+		if k.tap.Endpoint.Capabilities()&link.CapRXCoalesce != 0 && got == 0 {
+			t.Errorf("no GSO frames written over a TAP with offloads")
+		}
 	})
 	t.Run("kernel-to-us", func(t *testing.T) {
 		before := k.tap.Endpoint.Coalesced()

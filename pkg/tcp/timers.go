@@ -225,8 +225,9 @@ func (e *endpoint) ringsEmptiedLocked(now time.Time) {
 // warmState is the part of an endpoint that only a connection moving
 // data needs.
 type warmState struct {
-	idleT    timer    // gives the rings' memory back (ringIdle)
-	outSpare []outPkt // the other of the two outq slices (endpoint.unlock)
+	idleT    timer         // gives the rings' memory back (ringIdle)
+	outSpare []outPkt      // the other of the two outq slices (endpoint.unlock)
+	tx       stack.TxBatch // the flusher's: one flush, one write per link
 
 	// Receive buffer auto-tuning (Linux tcp_rcvq_space, tcp_rcv_rtt_est).
 	rcvSpace    int          // bytes read in the last measured round trip
