@@ -28,7 +28,9 @@
 // the pruned ranges unSACKed), then in-order data that needs memory is
 // dropped, the window offers only the memory held and writes wait; window scaling and timestamps (RFC 7323), SACK-permitted
 // negotiation and SACK blocks (RFC 2018), silly window avoidance, delayed
-// ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), fast
+// ACKs, Nagle, retransmission (RFC 6298 through pkg/tcp/rtt), limited
+// transmit (RFC 3042: a new segment on each of the first two duplicate
+// ACKs, within cwnd + 2·SMSS, before any recovery), fast
 // retransmit with SACK-based recovery when SACK was negotiated (RFC 6675
 // through pkg/tcp/sack's scoreboard, losses found by RACK's transmit
 // times, RFC 8985 §6, in place of the DupThresh rule, with the Tail Loss

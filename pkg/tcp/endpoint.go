@@ -139,6 +139,8 @@ type endpoint struct {
 	retries                     int // consecutive timeouts
 	totalRetrans                int
 	dupAcks                     int
+	ltAcks                      int // duplicate ACKs that allow limited transmit (RFC 3042), at most 2
+	ltSent                      int // bytes limited transmit sent beyond cwnd (not FlightSize at the loss)
 	inRecovery                  bool
 	inLoss                      bool  // SACK loss recovery after an RTO, until SND.UNA reaches recover
 	rtoKind                     uint8 // what rtoT is: kindRTO, kindPTO or kindReo (RACK-TLP)

@@ -521,6 +521,7 @@ func (e *endpoint) ackInput(seg *segment) bool {
 func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	acked := int(e.sndUna.Size(ack))
 	dataAcked := min(acked, e.snd.n)
+	e.ltAcks, e.ltSent = 0, 0 // a new episode of duplicate ACKs starts afresh
 	if acked > dataAcked && e.finQueued {
 		e.finAcked = true // the FIN sits right after the data
 	}
@@ -577,16 +578,18 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 	e.pending |= waiter.EventOut | waiter.EventWrNorm
 }
 
-// dupAckLocked counts a duplicate ACK; the third starts fast retransmit
-// (RFC 5681 §3.2) and NewReno recovery (RFC 6582).
+// dupAckLocked counts a duplicate ACK; the first two allow limited
+// transmit (RFC 3042 §2, limitedTransmitLocked), the third starts fast
+// retransmit (RFC 5681 §3.2) and NewReno recovery (RFC 6582).
 func (e *endpoint) dupAckLocked() {
 	e.dupAcks++
 	if e.inRecovery {
 		e.prrAckLocked(e.mss) // a duplicate ACK stands for one segment delivered
 		return
 	}
+	e.ltAcks = min(e.ltAcks+1, 2)
 	if e.dupAcks != 3 {
-		return
+		return // the output after this ACK sends what limited transmit allows
 	}
 	// RFC 6582 §3.2 step 1: only if the ACK covers more than "recover".
 	if e.recover != 0 && !e.recover.LessThan(e.sndUna) && e.recover != e.sndUna {
@@ -813,6 +816,14 @@ func (e *endpoint) sackAckLocked(seg *segment, ack seqnum.Value, wnd int) {
 	rackLost := e.rackAckLocked(seg.now, dsack, exiting, ecr) // RFC 8985 §6.2
 	if !advanced && e.sndUna != e.sndMax && (newly > 0 || (len(seg.payload) == 0 && !seg.has(wire.TCPFlagFIN) && wnd == e.sndWnd)) {
 		e.dupAcks++ // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
+		if newly > 0 && !e.inRecovery && !e.inLoss {
+			// Limited transmit (RFC 3042 §2, which RFC 6675 §5 step 3
+			// allows; here with RFC 3042's cwnd + 2·SMSS bound, not
+			// step 3's pipe-based one): only for an ACK with new SACK
+			// information (RFC 3042 §2's note), so a misbehaving
+			// receiver cannot repeat ACKs to draw data out of us.
+			e.ltAcks = min(e.ltAcks+1, 2)
+		}
 	}
 	if e.inLoss {
 		// After a timeout (RFC 6675 §5.1) newly SACKed data grows cwnd

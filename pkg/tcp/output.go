@@ -114,14 +114,41 @@ func (e *endpoint) ccAck(acked int, now time.Time) {
 	}
 }
 
+// ccCongestion enters fast recovery. ssthresh comes from the flight less
+// what limited transmit sent beyond cwnd (RFC 5681 §3.2 step 2: "additional
+// data sent in limited transmit MUST NOT be included in this
+// calculation"); PRR starts from the whole flight (RFC 6937 RecoverFS), as
+// those segments are in the network.
 func (e *endpoint) ccCongestion() {
+	lt := e.ltSent
+	e.ltAcks, e.ltSent = 0, 0
 	if e.cc == nil {
 		return
 	}
 	inflight := int(e.sndUna.Size(e.sndMax))
-	e.cc.OnCongestion(time.Now(), inflight)
+	e.cc.OnCongestion(time.Now(), max(inflight-lt, 0))
 	e.prr.Start(e.cc.Ssthresh(), inflight)
 	e.prrBudget = 0
+}
+
+// limitedTransmitLocked is what Limited Transmit (RFC 3042 §2; RFC 5681
+// §3.2 step 2) adds to cwnd for sending new data: one SMSS for each of the
+// first two duplicate ACKs (with SACK, those carrying new SACK
+// information), so the amount outstanding stays within cwnd + 2·SMSS and
+// each such ACK lets out at most one previously unsent segment, if the
+// peer's window allows and there is data. cwnd itself is not changed, and
+// what goes beyond it is kept out of the ssthresh of the recovery that may
+// follow (ltSent, ccCongestion). Before recovery only: neither fast
+// recovery (PRR paces it) nor the loss recovery after a timeout. With
+// SACK, RACK (RFC 8985 §6.2) may judge the hole lost on any of these
+// ACKs or when its reordering timer fires; recovery then takes over.
+// Only for data never sent: not while going back after a timeout
+// without SACK (SND.NXT below SND.MAX).
+func (e *endpoint) limitedTransmitLocked() int {
+	if e.ltAcks == 0 || e.inRecovery || e.inLoss || e.sndNxt != e.sndMax {
+		return 0
+	}
+	return e.ltAcks * e.mss
 }
 
 func (e *endpoint) ccRecoveryExit() {
@@ -399,7 +426,9 @@ func (e *endpoint) transmitLocked(now time.Time, more bool) {
 		if avail == 0 && !e.finQueued {
 			return
 		}
-		usable := max(min(e.sndWnd, e.cwndLocked())-sent, 0)
+		cwnd := e.cwndLocked()
+		lt := e.limitedTransmitLocked()
+		usable := max(min(e.sndWnd, cwnd+lt)-sent, 0)
 		if e.inRecovery {
 			usable = min(usable, e.prrBudget)
 		}
@@ -438,6 +467,8 @@ func (e *endpoint) transmitLocked(now time.Time, more bool) {
 		if e.inRecovery {
 			e.prrBudget -= n
 			e.prr.Sent(n)
+		} else if lt > 0 && sent+n > cwnd {
+			e.ltSent += min(sent+n-cwnd, n)
 		}
 		e.lastSend = now
 		if !e.rtoT.armed() {

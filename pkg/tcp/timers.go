@@ -85,7 +85,7 @@ func (e *endpoint) onRTO() {
 	if e.cc != nil {
 		e.cc.OnRTO(time.Now(), int(e.sndUna.Size(e.sndMax)))
 	}
-	e.inRecovery, e.dupAcks = false, 0
+	e.inRecovery, e.dupAcks, e.ltAcks, e.ltSent = false, 0, 0, 0
 	e.recover = e.sndMax // RFC 6582 §3.2 step 4 after a timeout
 	e.tlpResetLocked()   // RFC 8985 §7.1
 	if e.sackOK {
