@@ -174,6 +174,64 @@ func TestSACKBlocks(t *testing.T) {
 	})
 }
 
+// TestDSACKOnTheWire: a segment that arrives again, all below RCV.NXT,
+// is acknowledged at once with a D-SACK block for it as the first SACK
+// block (RFC 2883 §4.1), reported once only: the ACKs for new data
+// after it carry no block.
+func TestDSACKOnTheWire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 9)
+		a, rec := newRecHost(t, nw, emu.PortConfig{}, "10.0.0.1/24")
+		b := newHost(t, nw, emu.PortConfig{}, "10.0.0.2/24")
+		in := newInjector(t, nw)
+		c, s := connPair(t, a, b, false)
+		synctest.Wait()
+		data := randomBytes(9, 3*c.mss)
+		writeAll(s, data, time.Second)
+		if got, err := readN(c, len(data), time.Second); err != nil || string(got) != string(data) {
+			t.Fatalf("read %d: %v", len(got), err)
+		}
+		time.Sleep(time.Second) // past any delayed ACK
+		var last segRecord
+		for _, sg := range rec.received() {
+			if sg.n > 0 {
+				last = sg
+			}
+		}
+		if last.n == 0 || !last.opts.HasTimestamps {
+			t.Fatalf("last data segment %+v, want one with data and timestamps", last)
+		}
+		_, rcvNxt, _ := snapshot(c)
+		before := len(rec.sent())
+		at := time.Now()
+		// The copy carries the original's timestamp, so PAWS lets it in.
+		in.send(t, a.port.MAC(), last.src, last.dst, wire.TCPFields{Seq: last.seq, Ack: last.ack, Window: last.wnd,
+			Flags: wire.TCPFlagACK, Options: wire.TCPOptions{HasTimestamps: true, TSVal: last.opts.TSVal, TSEcr: last.opts.TSEcr}},
+			make([]byte, last.n))
+		synctest.Wait()
+		sent := rec.sent()[before:]
+		if len(sent) != 1 {
+			t.Fatalf("%d segments answer the duplicate, want one ACK", len(sent))
+		}
+		ack := sent[0]
+		if ack.ack != rcvNxt || ack.n != 0 || !ack.at.Equal(at) {
+			t.Fatalf("answer %+v at +%v, want an immediate ACK of %d", ack, ack.at.Sub(at), rcvNxt)
+		}
+		if ack.opts.NumSACKBlocks != 1 || ack.opts.SACKBlocks[0].Left != last.seq || ack.opts.SACKBlocks[0].Right != last.seq+uint32(last.n) {
+			t.Fatalf("SACK blocks %v, want the D-SACK block [%d, %d)", ack.opts.SACKBlocks[:ack.opts.NumSACKBlocks], last.seq, last.seq+uint32(last.n))
+		}
+		// New data: its ACKs report nothing.
+		writeAll(s, data, time.Second)
+		readN(c, len(data), time.Second)
+		time.Sleep(time.Second)
+		for _, sg := range rec.sent()[before+1:] {
+			if sg.opts.NumSACKBlocks != 0 {
+				t.Fatalf("ACK %+v after the D-SACK still has blocks", sg)
+			}
+		}
+	})
+}
+
 // TestPathMTU: fragmentation needed quoting a segment in flight lowers
 // the MSS (RFC 1191) and what follows fits the new MTU.
 func TestPathMTU(t *testing.T) {
