@@ -656,12 +656,18 @@ func (e *endpoint) Read(dst [][]byte, o transport.ReadOptions) (transport.ReadRe
 		return transport.ReadResult{}, syscall.ENOTCONN
 	}
 	if e.rcv.n == 0 {
+		// The peer's FIN comes before a pending error, as Linux's
+		// tcp_recvmsg checks SOCK_DONE before sk_err: after a RST in
+		// CLOSE_WAIT the reader sees its EOF and SO_ERROR keeps EPIPE.
+		if e.finRcvd {
+			return transport.ReadResult{}, nil
+		}
 		if err := e.soErr; err != 0 {
 			e.soErr = 0
 			return transport.ReadResult{}, err
 		}
 		switch {
-		case e.finRcvd || e.shutRD:
+		case e.shutRD:
 			return transport.ReadResult{}, nil
 		case e.state == StateSynSent || e.state == StateSynRcvd:
 			return transport.ReadResult{}, syscall.EAGAIN

@@ -288,8 +288,9 @@ func TestRSTSynRecv(t *testing.T) {
 // than ESTABLISHED (TestRFC5961): an in-window RST that is not exact
 // draws a challenge ACK and changes nothing; one outside the window is
 // dropped silently; the exact one resets the connection (RFC 9293
-// §3.10.7.4): ECONNRESET in FIN_WAIT1 and FIN_WAIT2; EPIPE in CLOSE_WAIT
-// (as Linux tcp_reset); LAST_ACK just closes (RFC 9293 §3.10.7.4).
+// §3.10.7.4) with Linux's tcp_reset errors: ECONNRESET in FIN_WAIT1,
+// FIN_WAIT2 and LAST_ACK, EPIPE in CLOSE_WAIT; a reader that had the
+// FIN sees EOF first.
 func TestRSTSynchronizedStates(t *testing.T) {
 	type setup struct {
 		name  string
@@ -320,6 +321,11 @@ func TestRSTSynchronizedStates(t *testing.T) {
 			c.Shutdown(syscall.SHUT_WR)
 			return s, b, brec
 		}, func(t *testing.T, e *endpoint) {
+			// The FIN came first: the reader sees EOF and SO_ERROR
+			// keeps EPIPE (Linux tcp_recvmsg, SOCK_DONE before sk_err).
+			if res, err := e.Read([][]byte{make([]byte, 8)}, transport.ReadOptions{}); err != nil || res.N != 0 {
+				t.Fatalf("read: %d, %v, want EOF", res.N, err)
+			}
 			if err := soError(t, e); err != syscall.EPIPE {
 				t.Fatalf("SO_ERROR %v, want EPIPE", err)
 			}
@@ -335,9 +341,13 @@ func TestRSTSynchronizedStates(t *testing.T) {
 			return s, b, brec
 		}, func(t *testing.T, e *endpoint) {
 			// Both directions were finished: the reader still sees its
-			// EOF, the writer EPIPE.
+			// EOF, SO_ERROR has ECONNRESET (Linux tcp_reset), the
+			// writer EPIPE.
 			if res, err := e.Read([][]byte{make([]byte, 8)}, transport.ReadOptions{}); err != nil || res.N != 0 {
 				t.Fatalf("read: %d, %v, want EOF", res.N, err)
+			}
+			if err := soError(t, e); err != syscall.ECONNRESET {
+				t.Fatalf("SO_ERROR %v, want ECONNRESET", err)
 			}
 			if _, err := e.Write([][]byte{[]byte("x")}, transport.WriteOptions{}); !errors.Is(err, syscall.EPIPE) {
 				t.Fatalf("write: %v, want EPIPE", err)

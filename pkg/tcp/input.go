@@ -374,11 +374,12 @@ func (e *endpoint) connInput(seg *segment) {
 				return
 			}
 			e.failLocked(syscall.ECONNREFUSED)
-		case StateClosing, StateLastAck:
-			e.closeLocked()
 		case StateCloseWait:
 			e.failLocked(syscall.EPIPE)
 		default:
+			// CLOSING and LAST_ACK too: RFC 9293 §3.10.7.4 just
+			// closes, Linux's tcp_reset also leaves ECONNRESET for a
+			// socket still open (half-closed with shutdown).
 			e.failLocked(syscall.ECONNRESET)
 		}
 		return
