@@ -120,6 +120,7 @@ type endpoint struct {
 	// Send sequence (RFC 9293 §3.3.1). snd holds the bytes from SND.UNA
 	// on (after the SYN): unacknowledged, then unsent.
 	iss, sndUna, sndNxt, sndMax seqnum.Value
+	sndSml                      seqnum.Value // end of the last segment sent shorter than the MSS (Nagle, Minshall)
 	sndWnd, maxSndWnd           int
 	sndWl1, sndWl2              seqnum.Value
 	snd                         ring
@@ -462,7 +463,7 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	e.route, e.routeGen, e.routeValid = r, e.p.s.RouteGeneration(), true
 	now := time.Now()
 	e.iss = e.p.isn(e.local, e.remote, now)
-	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+	e.sndUna, e.sndNxt, e.sndMax, e.sndSml = e.iss, e.iss, e.iss, e.iss
 	e.tsOffset = e.p.tsOffset(e.local, e.remote, now)
 	e.rcvShift = rcvShiftFor(e.rcvBufLimit())
 	if e.p.DisableWindowScaling {

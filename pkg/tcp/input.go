@@ -186,7 +186,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	if iss != nil {
 		c.iss = *iss
 	}
-	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.sndUna, c.sndNxt, c.sndMax, c.sndSml = c.iss, c.iss, c.iss, c.iss
 	c.tsOffset = c.p.tsOffset(local, remote, now)
 	c.acceptSynLocked(seg)
 	c.setState(StateSynRcvd)

@@ -99,6 +99,39 @@ func TestNagle(t *testing.T) {
 	}
 }
 
+// TestNagleMinshall: Nagle holds a short segment only while an earlier
+// short one is unacknowledged (Minshall's variant, as Linux's
+// tcp_nagle_check): the tail of a write of MSS+10 bytes leaves with the
+// full segment, not after its ACK; a short write after it then waits for
+// the tail's ACK.
+func TestNagleMinshall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNet(t, 7)
+		a, rec := newRecHost(t, nw, emu.PortConfig{Out: emu.Impairments{Delay: 10 * time.Millisecond}}, "10.0.0.1/24")
+		b := newHost(t, nw, emu.PortConfig{Out: emu.Impairments{Delay: 10 * time.Millisecond}}, "10.0.0.2/24")
+		c, s := connPair(t, a, b, false)
+		synctest.Wait()
+		start := len(dataSegs(rec.sent()))
+		writeAll(c, make([]byte, c.mss+10), time.Second)
+		synctest.Wait()
+		if segs := dataSegs(rec.sent())[start:]; len(segs) != 2 || segs[0].n != c.mss || segs[1].n != 10 {
+			t.Fatalf("a write of MSS+10: %d segments before any ACK, want the full one and the tail", len(segs))
+		}
+		writeAll(c, []byte("xy"), time.Second)
+		synctest.Wait()
+		if segs := dataSegs(rec.sent())[start:]; len(segs) != 2 {
+			t.Fatalf("a short write with the short tail in flight went at once (%d segments)", len(segs))
+		}
+		if got, err := readN(s, c.mss+12, time.Second); err != nil || len(got) != c.mss+12 {
+			t.Fatalf("read %d: %v", len(got), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if segs := dataSegs(rec.sent())[start:]; len(segs) != 3 || segs[2].n != 2 {
+			t.Fatalf("%d segments in all, want 3 (the short write after the tail's ACK)", len(segs))
+		}
+	})
+}
+
 // TestMaxSeg: TCP_MAXSEG before connect lowers the MSS we announce, and
 // the peer's segments respect it (less the timestamp option).
 func TestMaxSeg(t *testing.T) {

@@ -131,6 +131,17 @@ func (e *endpoint) ccCongestion() {
 	e.prrBudget = 0
 }
 
+// smallOutLocked reports whether a segment shorter than the MSS is
+// unacknowledged. Nagle's rule (RFC 896, RFC 1122 §4.2.3.4) holds back a
+// short segment while data is in flight; Linux (tcp_nagle_check,
+// tcp_minshall_check) and this follow Minshall's variant, which holds it
+// only while an earlier short one is in flight, so the tail of a write
+// larger than the MSS leaves with the full segments before it instead of
+// waiting for their ACK (a delayed one, often).
+func (e *endpoint) smallOutLocked() bool {
+	return e.sndUna.LessThan(e.sndSml) && e.sndSml.LessThanEq(e.sndNxt)
+}
+
 // limitedTransmitLocked is what Limited Transmit (RFC 3042 §2; RFC 5681
 // §3.2 step 2) adds to cwnd for sending new data: one SMSS for each of the
 // first two duplicate ACKs (with SACK, those carrying new SACK
@@ -439,7 +450,7 @@ func (e *endpoint) transmitLocked(now time.Time, more bool) {
 		}
 		full := n == e.mss
 		tail := n == avail
-		nagleOK := (e.nodelay || sent == 0) && !e.cork && !more
+		nagleOK := (e.nodelay || sent == 0 || !e.smallOutLocked()) && !e.cork && !more
 		if !full && !(tail && (nagleOK || e.finQueued)) && !(n > 0 && n >= e.maxSndWnd/2 && !e.cork && !more) {
 			e.armPersistLocked()
 			return
@@ -455,6 +466,9 @@ func (e *endpoint) transmitLocked(now time.Time, more bool) {
 		seq := e.sndNxt
 		e.emitAtLocked(now, seq, flags, sent, n)
 		e.sndNxt = seq.Add(seqnum.Size(n))
+		if n < e.mss {
+			e.sndSml = e.sndNxt // Linux tcp_minshall_update
+		}
 		if fin {
 			e.sndNxt++
 		}
