@@ -289,7 +289,8 @@ func TestPathMTU(t *testing.T) {
 			}
 		}
 		// An error quoting a sequence number not in flight is ignored
-		// (RFC 5927 §4.1).
+		// (RFC 5927 §4.1). (Wait: the last ACKs may still be arriving.)
+		synctest.Wait()
 		binary.BigEndian.PutUint32(q[4:], uint32(c.sndUna)+1<<30)
 		a.tcp.HandleError(&stack.ICMPError{NIC: a.nic, Type: wire.ICMPv4DestUnreachable, Code: 4, MTU: 600,
 			Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, Payload: q})
