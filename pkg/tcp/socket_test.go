@@ -50,6 +50,37 @@ func inetHostPort(t *testing.T, nw *emu.Network, pc emu.PortConfig, addrs ...str
 	return in, &gonet.Dialer{Layer: in.Layer, Cred: transport.Cred{Privileged: true}}
 }
 
+// bulkHandler answers a GET with body and a POST with the length and
+// SHA-256 of what was posted.
+func bulkHandler(body string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			h := sha256.New()
+			n, _ := io.Copy(h, r.Body)
+			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			return
+		}
+		io.WriteString(w, body)
+	})
+}
+
+// postSum posts 2 MiB to a bulkHandler at url, checks its answer and
+// returns what it posted.
+func postSum(t *testing.T, client *http.Client, url string) []byte {
+	t.Helper()
+	up := bytes.Repeat([]byte("stackbox"), 1<<18) // 2 MiB
+	resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d %x", len(up), sha256.Sum256(up)); string(b) != want {
+		t.Errorf("POST answer %q, want %q", b, want)
+	}
+	return up
+}
+
 // TestHTTPBetweenStacks: net/http over gonet conns over our TCP, between
 // two stacks: GETs on one kept-alive connection, a large POST, both
 // address families, and the server's shutdown.
@@ -63,15 +94,7 @@ func TestHTTPBetweenStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			h := sha256.New()
-			n, _ := io.Copy(h, r.Body)
-			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
-			return
-		}
-		io.WriteString(w, body)
-	})}
+	srv := &http.Server{Handler: bulkHandler(body)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tr := &http.Transport{DialContext: cd.DialContext}
@@ -90,16 +113,7 @@ func TestHTTPBetweenStacks(t *testing.T) {
 			}
 		}
 	}
-	up := bytes.Repeat([]byte("stackbox"), 1<<18) // 2 MiB
-	resp, err := client.Post("http://10.0.0.2/up", "application/octet-stream", bytes.NewReader(up))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := fmt.Sprintf("%d %x", len(up), sha256.Sum256(up)); string(b) != want {
-		t.Errorf("POST answer %q, want %q", b, want)
-	}
+	postSum(t, client, "http://10.0.0.2/up")
 	// One connection per family carried the GETs (keep-alive), as netstat
 	// on the client shows.
 	est := 0
@@ -140,15 +154,7 @@ func TestHTTPSBetweenStacks(t *testing.T) {
 	body := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
 	// httptest brings the certificate and a client that trusts it; the
 	// loopback listener it opens is swapped for ours before it starts.
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			h := sha256.New()
-			n, _ := io.Copy(h, r.Body)
-			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
-			return
-		}
-		io.WriteString(w, body)
-	}))
+	srv := httptest.NewUnstartedServer(bulkHandler(body))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.StartTLS()
@@ -167,16 +173,7 @@ func TestHTTPSBetweenStacks(t *testing.T) {
 	if err != nil || string(b) != body || resp.TLS == nil {
 		t.Fatalf("GET: %d bytes, %v, TLS %v", len(b), err, resp.TLS != nil)
 	}
-	up := bytes.Repeat([]byte("stackbox"), 1<<18) // 2 MiB
-	resp, err = client.Post(srv.URL+"/up", "application/octet-stream", bytes.NewReader(up))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := fmt.Sprintf("%d %x", len(up), sha256.Sum256(up)); string(b) != want {
-		t.Errorf("POST answer %q, want %q", b, want)
-	}
+	up := postSum(t, client, srv.URL+"/up")
 	tr.CloseIdleConnections()
 
 	// A raw TLS stream with half-close, on a listener of its own.
