@@ -180,6 +180,55 @@ func TestStateFinWait2LastAck(t *testing.T) {
 	})
 }
 
+// TestStateFinWait1ToTimeWait: a FIN that also acknowledges ours takes
+// FIN_WAIT1 straight to TIME_WAIT (RFC 9293 §3.10.7.4, the FIN bit in
+// FIN-WAIT-1: "If our FIN has been ACKed ... enter TIME-WAIT"), and an
+// ACK of that FIN answers it at once.
+func TestStateFinWait1ToTimeWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The delay keeps the real peer's answer to that ACK (a challenge
+		// ACK: it never sent the FIN we injected) out of the count.
+		nw, a, arec, b, _ := recBoth(t, emu.Impairments{Delay: 10 * time.Millisecond})
+		in := newInjector(t, nw)
+		c, s := connPair(t, a, b, false)
+		writeAll(s, []byte("hi"), time.Second)
+		if got, err := readN(c, 2, time.Second); err != nil || string(got) != "hi" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		synctest.Wait()
+		var last segRecord // the peer's latest, for its timestamp and window
+		for _, sg := range arec.received() {
+			if sg.src == remoteOf(c) {
+				last = sg
+			}
+		}
+		arec.setDrop(func(segRecord) bool { return true }) // the peer never hears of our FIN
+		if err := c.Shutdown(syscall.SHUT_WR); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		arec.setDrop(nil)
+		if st := c.Info().State; st != "FIN_WAIT1" {
+			t.Fatalf("after shutdown: %s", st)
+		}
+		sndMax, rcvNxt, _ := snapshot(c)
+		sent := len(arec.sent())
+		in.send(t, a.port.MAC(), remoteOf(c), c.LocalAddr(), wire.TCPFields{Seq: rcvNxt, Ack: sndMax, Window: last.wnd,
+			Flags:   wire.TCPFlagFIN | wire.TCPFlagACK,
+			Options: wire.TCPOptions{HasTimestamps: true, TSVal: last.opts.TSVal, TSEcr: last.opts.TSEcr}}, nil)
+		synctest.Wait()
+		if st := c.Info().State; st != "TIME_WAIT" {
+			t.Fatalf("after FIN+ACK: %s, want TIME_WAIT", st)
+		}
+		if n := pureAcks(arec.sent()[sent:], c.LocalAddr(), rcvNxt+1); n != 1 {
+			t.Fatalf("%d ACKs of the FIN, want 1", n)
+		}
+		if got, err := readAll(c, time.Second); err != nil || len(got) != 0 {
+			t.Fatalf("read after the FIN: %q, %v, want EOF", got, err)
+		}
+	})
+}
+
 // TestRSTSynSent: in SYN_SENT a RST counts only with an acceptable ACK
 // (RFC 9293 §3.10.7.3): a RST whose ACK is unacceptable, or with no ACK,
 // is dropped without an answer; one acknowledging our SYN refuses the
