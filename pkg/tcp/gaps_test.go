@@ -229,6 +229,49 @@ func TestStateFinWait1ToTimeWait(t *testing.T) {
 	})
 }
 
+// TestRFC5961AckCheck: a segment whose ACK is for data never sent, or
+// older than any window the peer could have seen, gets a challenge ACK
+// and is dropped, data and all (RFC 5961 §5.2; RFC 9293 §3.10.7.4); the
+// same data with an acceptable ACK is taken.
+func TestRFC5961AckCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, a, arec, b, _ := recBoth(t, emu.Impairments{Delay: 10 * time.Millisecond})
+		in := newInjector(t, nw)
+		c, s := connPair(t, a, b, false)
+		writeAll(s, []byte("hi"), time.Second)
+		readN(c, 2, time.Second)
+		time.Sleep(time.Second)
+		var last segRecord
+		for _, sg := range arec.received() {
+			if sg.src == remoteOf(c) {
+				last = sg
+			}
+		}
+		sndMax, rcvNxt, _ := snapshot(c)
+		inject := func(ack uint32) {
+			in.send(t, a.port.MAC(), remoteOf(c), c.LocalAddr(), wire.TCPFields{Seq: rcvNxt, Ack: ack, Window: last.wnd,
+				Flags:   wire.TCPFlagACK | wire.TCPFlagPSH,
+				Options: wire.TCPOptions{HasTimestamps: true, TSVal: last.opts.TSVal, TSEcr: last.opts.TSEcr}}, []byte("evil"))
+			synctest.Wait()
+		}
+		for i, ack := range []uint32{sndMax + 1000, sndMax - 1<<20} {
+			sent := len(arec.sent())
+			inject(ack)
+			if n := pureAcks(arec.sent()[sent:], c.LocalAddr(), rcvNxt); n != 1 {
+				t.Fatalf("ACK %d: %d challenge ACKs, want 1", i, n)
+			}
+			if _, nxt, _ := snapshot(c); nxt != rcvNxt {
+				t.Fatalf("ACK %d: the data was taken (RCV.NXT moved %d)", i, nxt-rcvNxt)
+			}
+			time.Sleep(time.Second) // past the challenge ACK rate limit
+		}
+		inject(sndMax)
+		if got, err := readN(c, 4, time.Second); err != nil || string(got) != "evil" {
+			t.Fatalf("with an acceptable ACK: read %q, %v", got, err)
+		}
+	})
+}
+
 // TestRSTSynSent: in SYN_SENT a RST counts only with an acceptable ACK
 // (RFC 9293 §3.10.7.3): a RST whose ACK is unacceptable, or with no ACK,
 // is dropped without an answer; one acknowledging our SYN refuses the
