@@ -93,6 +93,7 @@ type endpoint struct {
 	state      State
 	appClosed  bool // Close was called: the endpoint is an orphan
 	connected  bool // reached ESTABLISHED once
+	done       bool // a connection or an attempt ended (Linux tcp_done: both directions shut)
 	local      netip.AddrPort
 	remote     netip.AddrPort
 	res        *ports.Reservation
@@ -318,14 +319,17 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	if e.state == StateClosed || (e.shutRD && e.shutWR) || (e.finRcvd && e.shutWR) {
 		r |= waiter.EventHUp
 	}
-	if e.finRcvd || e.shutRD {
+	if e.finRcvd || e.shutRD || e.done {
 		r |= waiter.EventIn | waiter.EventRdNorm | waiter.EventRdHUp
 	}
 	if e.state != StateSynSent && e.state != StateSynRcvd {
 		if e.rcv.n > 0 {
 			r |= waiter.EventIn | waiter.EventRdNorm
 		}
-		if e.shutWR || (e.state.synchronized() && writable(e.sndSpaceLocked(), e.snd.n)) {
+		// Linux tcp_poll: writable when the sending side is shut (a
+		// connection that ended, a refused connect: EPOLLOUT with
+		// EPOLLERR|EPOLLHUP) and, with room, a fresh socket too.
+		if e.shutWR || e.state == StateClosed || (e.state.synchronized() && writable(e.sndSpaceLocked(), e.snd.n)) {
 			r |= waiter.EventOut | waiter.EventWrNorm
 		}
 	}
@@ -459,7 +463,7 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	}
 	// A socket whose earlier connect failed starts afresh.
 	e.rtt, e.retries, e.soErr, e.softErr, e.pmtu = rtt.New(), 0, 0, 0, 0
-	e.finRcvd, e.shutRD, e.shutWR = false, false, false
+	e.finRcvd, e.shutRD, e.shutWR, e.done = false, false, false, false
 	e.route, e.routeGen, e.routeValid = r, e.p.s.RouteGeneration(), true
 	now := time.Now()
 	e.iss = e.p.isn(e.local, e.remote, now)
@@ -885,6 +889,7 @@ func (e *endpoint) abort(sendRST bool) {
 // stopped, buffers freed, port released. An endpoint the application
 // still holds stays readable for what it had received.
 func (e *endpoint) closeLocked() {
+	e.done = e.done || e.state != StateClosed
 	e.setState(StateClosed)
 	e.unhashLocked()
 	e.rtoT.stop()

@@ -224,6 +224,108 @@ func TestHTTPSBetweenStacks(t *testing.T) {
 	}
 }
 
+// TestEpollOverTCP: epoll on real TCP sockets between two stacks, as an
+// event loop drives them: EPOLLIN on a listener with a connection
+// waiting, EPOLLOUT when a non-blocking connect completes, EPOLLIN for
+// data, EPOLLIN|EPOLLRDHUP for the peer's FIN, EPOLLERR|EPOLLHUP after
+// its RST, and EPOLLOUT|EPOLLERR|EPOLLHUP with SO_ERROR ECONNREFUSED for a
+// refused connect (Linux tcp_poll).
+func TestEpollOverTCP(t *testing.T) {
+	nw := emu.NewNetwork(14)
+	t.Cleanup(func() { nw.Close() })
+	cin, _ := inetHost(t, nw, "10.0.0.1/24")
+	sin, _ := inetHost(t, nw, "10.0.0.2/24")
+	cred := transport.Cred{Privileged: true}
+	sock := func(l *socket.Layer) *socket.Socket {
+		s, err := l.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0, cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	// expect waits up to 5 s for one event on ep with all of want set.
+	expect := func(ep *socket.Epoll, data uint64, want uint32) uint32 {
+		t.Helper()
+		ev := make([]socket.EpollEvent, 4)
+		n, err := ep.Wait(ev, 5*time.Second)
+		if err != nil || n != 1 || ev[0].Data != data || ev[0].Events&want != want {
+			t.Fatalf("epoll: %d events %+v (%v), want %#x for %d", n, ev[:n], err, want, data)
+		}
+		return ev[0].Events
+	}
+	server := addr4(7)
+	lis := sock(sin.Layer)
+	if err := lis.Bind(server); err != nil {
+		t.Fatal(err)
+	}
+	if err := lis.Listen(8); err != nil {
+		t.Fatal(err)
+	}
+	sep, cep := sin.Layer.EpollCreate(), cin.Layer.EpollCreate()
+	t.Cleanup(func() { sep.Close(); cep.Close() })
+	sep.Ctl(socket.EPOLL_CTL_ADD, lis, socket.EpollEvent{Events: socket.EPOLLIN, Data: 1})
+
+	c := sock(cin.Layer)
+	if err := c.Connect(server); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("non-blocking connect: %v, want EINPROGRESS", err)
+	}
+	cep.Ctl(socket.EPOLL_CTL_ADD, c, socket.EpollEvent{Events: socket.EPOLLOUT | socket.EPOLLIN | socket.EPOLLRDHUP, Data: 2})
+	if ev := expect(cep, 2, socket.EPOLLOUT); ev&(socket.EPOLLERR|socket.EPOLLHUP|socket.EPOLLIN) != 0 {
+		t.Fatalf("connected: events %#x, want only EPOLLOUT", ev)
+	}
+	expect(sep, 1, socket.EPOLLIN)
+	conn, _, err := lis.Accept4(syscall.SOCK_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	sep.Ctl(socket.EPOLL_CTL_ADD, conn, socket.EpollEvent{Events: socket.EPOLLIN | socket.EPOLLRDHUP, Data: 3})
+	cep.Ctl(socket.EPOLL_CTL_MOD, c, socket.EpollEvent{Events: socket.EPOLLIN | socket.EPOLLRDHUP, Data: 2})
+
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := expect(sep, 3, socket.EPOLLIN); ev&socket.EPOLLRDHUP != 0 {
+		t.Fatalf("data: events %#x, RDHUP before any FIN", ev)
+	}
+	buf := make([]byte, 16)
+	if n, err := conn.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	c.Shutdown(syscall.SHUT_WR)
+	expect(sep, 3, socket.EPOLLIN|socket.EPOLLRDHUP)
+	if n, err := conn.Read(buf); n != 0 || err != nil {
+		t.Fatalf("read after FIN: %d, %v, want EOF", n, err)
+	}
+	// The server aborts (SO_LINGER 0): the client sees the RST.
+	if err := conn.SetSockOpt(syscall.SOL_SOCKET, syscall.SO_LINGER, syscall.Linger{Onoff: 1, Linger: 0}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	expect(cep, 2, socket.EPOLLERR|socket.EPOLLHUP)
+	if v, err := c.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || v != int(syscall.ECONNRESET) {
+		t.Fatalf("SO_ERROR after the RST: %v (%v), want ECONNRESET", v, err)
+	}
+
+	// A refused connect (c, hung up, stays ready: level-triggered).
+	cep.Ctl(socket.EPOLL_CTL_DEL, c, socket.EpollEvent{})
+	r := sock(cin.Layer)
+	if err := r.Connect(addr4(9)); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("connect: %v", err)
+	}
+	cep.Ctl(socket.EPOLL_CTL_ADD, r, socket.EpollEvent{Events: socket.EPOLLOUT, Data: 4})
+	expect(cep, 4, socket.EPOLLOUT|socket.EPOLLERR|socket.EPOLLHUP)
+	if v, err := r.GetSockOpt(syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || v != int(syscall.ECONNREFUSED) {
+		t.Fatalf("SO_ERROR of a refused connect: %v (%v), want ECONNREFUSED", v, err)
+	}
+}
+
+// addr4 is 10.0.0.2:port.
+func addr4(port int) *syscall.SockaddrInet4 {
+	return &syscall.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 0, 2}}
+}
+
 // TestDialRefusedThroughSocketLayer: a refused connect surfaces as a
 // *net.OpError wrapping ECONNREFUSED, as from Go's net package.
 func TestDialRefusedThroughSocketLayer(t *testing.T) {
