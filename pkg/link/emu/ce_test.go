@@ -138,3 +138,19 @@ func TestCERate(t *testing.T) {
 		t.Fatalf("%d of %d marked at p=0.3", n, len(m1))
 	}
 }
+
+// TestCEValidate: CE is a probability like the others: Validate rejects
+// it outside [0,1] and NewPort clamps it.
+func TestCEValidate(t *testing.T) {
+	for _, ce := range []float64{-0.1, 1.5} {
+		if (Impairments{CE: ce}).Validate() == nil {
+			t.Errorf("CE %v validated", ce)
+		}
+	}
+	if err := (Impairments{CE: 1}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := (Impairments{CE: 7}).sanitized().CE; got != 1 {
+		t.Errorf("CE 7 clamped to %v", got)
+	}
+}

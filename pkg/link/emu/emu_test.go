@@ -433,7 +433,7 @@ func TestSetImpairmentsAtRunTime(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	bad := []Impairments{{Loss: -0.1}, {Duplicate: 1.5}, {Corrupt: 2}, {Delay: -1}, {Jitter: -1}, {Limit: -1}, {CE: 1.5}, {CE: -1}}
+	bad := []Impairments{{Loss: -0.1}, {Duplicate: 1.5}, {Corrupt: 2}, {Delay: -1}, {Jitter: -1}, {Limit: -1}}
 	for _, im := range bad {
 		if im.Validate() == nil {
 			t.Errorf("%+v validated", im)
