@@ -27,11 +27,13 @@ import (
 //   - Reacting (§6.1.2): an ACK with ECE reduces the congestion window as
 //     a loss would (the algorithm's OnCongestion: ssthresh from the
 //     flight, cwnd = ssthresh), without retransmitting, at most once per
-//     window of data (until what was outstanding is acknowledged) and
-//     not during loss recovery, which has reduced already; the next new
-//     data segment carries CWR. A loss found within that window enters
-//     recovery without reducing a second time (Linux: from TCP_CA_CWR
-//     into Recovery keeps the reduced ssthresh).
+//     window of data (until data sent after the reduction is
+//     acknowledged) and not during loss recovery, which has reduced
+//     already; the next new data segment carries CWR. Neither an ACK
+//     with ECE nor one within the reduction's window grows cwnd. A loss
+//     found within that window enters recovery without reducing a
+//     second time (Linux: from TCP_CA_CWR into Recovery keeps the
+//     reduced ssthresh).
 //
 // Missing: §6.1.2's reset of the retransmission timer when ECE arrives
 // with cwnd at one segment, ECN nonces (RFC 3540, historic) and
@@ -158,6 +160,15 @@ func (e *endpoint) ecnEchoAckLocked(seg *segment) {
 	e.ecnHigh = e.sndMax
 	e.ecn |= ecnCWR | ecnCWRPending
 	e.p.stats.ECNReductions.Add(1)
+}
+
+// ecnHoldsCwndLocked reports whether an ACK of new data must not grow
+// cwnd: it carries ECE (§6.1.2: the sender "SHOULD NOT increase the
+// congestion window in response to the receipt of an ECN-Echo ACK"), or
+// it falls in an ECN reduction's window (as Linux's TCP_CA_CWR, where
+// the reduction, not congestion avoidance, sets cwnd).
+func (e *endpoint) ecnHoldsCwndLocked(seg *segment) bool {
+	return e.ecn.has(ecnOK) && (seg.has(wire.TCPFlagECE) || e.ecnInCWRLocked())
 }
 
 // ecnInCWRLocked reports whether an ECN reduction's window is still

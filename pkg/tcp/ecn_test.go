@@ -266,8 +266,9 @@ func testECNNegotiation(t *testing.T, v6 bool, cl, sv int) {
 // receiver (RFC 3168 §6.1.3): the receiver ACKs it at once with ECE and
 // sets ECE on every segment it sends until the CWR arrives, and on none
 // after; the sender reduces its window once (ssthresh from the flight,
-// cwnd = ssthresh; §6.1.2), sets CWR on exactly one segment, the first
-// new data it sends after the ECE, and retransmits nothing.
+// cwnd = ssthresh; §6.1.2) and does not grow it within the reduced
+// window, sets CWR on exactly one segment, the first new data it sends
+// after the ECE, and retransmits nothing.
 func TestECNEchoUntilCWR(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		im := emu.Impairments{Delay: 5 * time.Millisecond}
@@ -279,7 +280,15 @@ func TestECNEchoUntilCWR(t *testing.T) {
 		c.mu.Unlock()
 		markOff := uint32(40 * mss)
 		var marked segRecord
+		// The sender's window as each segment leaves (the hook runs after
+		// the endpoint let its lock go), while in the reduction's window.
+		var cwrCwnds []int
 		ra.setMark(func(r segRecord) bool {
+			c.mu.Lock()
+			if c.ecn.has(ecnCWR) && !c.ecnHigh.LessThan(c.sndUna) {
+				cwrCwnds = append(cwrCwnds, c.cc.Cwnd())
+			}
+			c.mu.Unlock()
 			if r.n > 0 && r.seq-uint32(iss)-1 == markOff && marked.n == 0 {
 				marked = r
 				return true
@@ -318,6 +327,16 @@ func TestECNEchoUntilCWR(t *testing.T) {
 		}
 		if cwrs != 1 {
 			t.Fatalf("%d segments with CWR, want 1", cwrs)
+		}
+		// §6.1.2: no growth on the ECE ACKs nor in the reduced window.
+		for _, w := range cwrCwnds {
+			if w != cwrCwnds[0] {
+				t.Errorf("cwnd changed within the reduction's window: %v", cwrCwnds)
+				break
+			}
+		}
+		if len(cwrCwnds) < 2 {
+			t.Errorf("%d segments sent in the reduction's window", len(cwrCwnds))
 		}
 		// The receiver: ECE on exactly the ACKs from the marked segment
 		// up to the CWR segment, the first of them at the instant the

@@ -575,7 +575,9 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 		}
 	} else {
 		e.dupAcks = 0
-		e.ccAck(dataAcked, seg.now)
+		if !e.ecnHoldsCwndLocked(seg) {
+			e.ccAck(dataAcked, seg.now)
+		}
 		e.sndBufExpandLocked()
 	}
 	if e.sndUna == e.sndMax {
