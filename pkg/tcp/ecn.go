@@ -35,9 +35,11 @@ import (
 //     second time (Linux: from TCP_CA_CWR into Recovery keeps the
 //     reduced ssthresh).
 //
-// Missing: §6.1.2's reset of the retransmission timer when ECE arrives
-// with cwnd at one segment, ECN nonces (RFC 3540, historic) and
-// Accurate ECN.
+// §6.1.2's reset of the retransmission timer for an ECE when cwnd is one
+// segment does not arise: a reduction leaves at least two (cc's floor,
+// as Linux's), and the one-segment loss window after a timeout ignores
+// ECE. Not done: ECN nonces (RFC 3540, historic), Accurate ECN, and
+// per-route ECN (Linux's "ip route ... features ecn").
 
 // Values of Protocol.ECN, as net.ipv4.tcp_ecn.
 const (

@@ -674,3 +674,52 @@ func FuzzECNSegments(f *testing.F) {
 		})
 	})
 }
+
+// TestECNSimultaneousOpen: in a simultaneous open (RFC 9293 §3.5) ECN is
+// agreed when both SYNs were ECN-setup SYNs (Linux tcp_ecn_rcv_syn), and
+// then each SYN-ACK has ECE and not CWR; with one end not asking, neither
+// SYN-ACK has ECE and ECN is off at both ends.
+func TestECNSimultaneousOpen(t *testing.T) {
+	for _, bECN := range []int{ECNOn, ECNAccept} {
+		t.Run(fmt.Sprintf("b=%d", bECN), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				im := emu.Impairments{Delay: 10 * time.Millisecond}
+				a, b, ra, _ := ecnPair(t, 6, ECNOn, bECN, im, im)
+				want := bECN == ECNOn
+				ca, cb := a.open(t, syscall.AF_INET), b.open(t, syscall.AF_INET)
+				if err := ca.Bind(ap(addrA4, 5001)); err != nil {
+					t.Fatal(err)
+				}
+				if err := cb.Bind(ap(addrB4, 5002)); err != nil {
+					t.Fatal(err)
+				}
+				a.s.FindRoute(0, netip.Addr{}, addrB4) // both SYNs leave at once
+				if err := ca.Connect(ap(addrB4, 5002)); err != syscall.EINPROGRESS {
+					t.Fatal(err)
+				}
+				if err := cb.Connect(ap(addrA4, 5001)); err != syscall.EINPROGRESS {
+					t.Fatal(err)
+				}
+				exchange(t, ca, cb, []byte("ping"), []byte("pong"))
+				synAcks := 0
+				for _, r := range ra.segs() {
+					if r.flags&(wire.TCPFlagSYN|wire.TCPFlagACK) != wire.TCPFlagSYN|wire.TCPFlagACK {
+						continue
+					}
+					synAcks++
+					if ece, cwr := r.flags&wire.TCPFlagECE != 0, r.flags&wire.TCPFlagCWR != 0; ece != want || cwr {
+						t.Errorf("SYN-ACK flags %v, want ECE %v and no CWR", r.flags, want)
+					}
+				}
+				if synAcks < 2 {
+					t.Fatalf("%d SYN-ACKs on a's link: not a simultaneous open", synAcks)
+				}
+				for _, ep := range []*endpoint{ca, cb} {
+					if got := tcpInfoOf(t, ep).Options&TCPIOptECN != 0; got != want {
+						t.Errorf("ECN %v, want %v", got, want)
+					}
+				}
+			})
+		})
+	}
+}
