@@ -103,24 +103,30 @@ func TestKernelECN(t *testing.T) {
 				} else {
 					c = k.dialKernel(t, f, port)
 				}
-				// Data each way, the connection left open for ss.
+				// Data each way at once (neither side's buffers need hold
+				// all of it), the connection left open for ss.
 				up, down := randomBytes(1, 256<<10), randomBytes(2, 256<<10)
-				errc := make(chan error, 1)
+				errc := make(chan error, 3)
 				go func() {
 					_, err := c.kc.Write(down)
-					if err == nil {
-						_, err = io.ReadFull(c.kc, make([]byte, len(up)))
+					errc <- err
+				}()
+				go func() {
+					got := make([]byte, len(up))
+					_, err := io.ReadFull(c.kc, got)
+					if err == nil && !bytes.Equal(got, up) {
+						err = fmt.Errorf("the kernel received other bytes")
 					}
 					errc <- err
 				}()
-				if err := writeAll(c.us, up, 10*time.Second); err != nil {
-					t.Fatal(err)
-				}
+				go func() { errc <- writeAll(c.us, up, 10*time.Second) }()
 				if got, err := readN(c.us, len(down), 10*time.Second); err != nil || !bytes.Equal(got, down) {
 					t.Fatalf("%d of %d bytes, %v", len(got), len(down), err)
 				}
-				if err := <-errc; err != nil {
-					t.Fatal(err)
+				for range 3 {
+					if err := <-errc; err != nil {
+						t.Fatal(err)
+					}
 				}
 				time.Sleep(50 * time.Millisecond) // the last ACKs
 				checkKernelECN(t, k, c.kc, tc.want, tc.want)
