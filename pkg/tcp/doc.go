@@ -40,7 +40,10 @@
 // unSACKed data, from the loss window in slow start (RFC 6675 §5.1, as
 // Linux tcp_enter_loss), one without SACK goes back to SND.UNA; all
 // under pkg/tcp/cc's congestion control (Protocol.Congestion, CUBIC by
-// default, or TCP_CONGESTION's choice), zero-window probes, keep-alive, the
+// default, or TCP_CONGESTION's choice), Explicit Congestion Notification
+// (RFC 3168 §6.1, negotiated as Protocol.ECN says, Linux's tcp_ecn: ECT(0)
+// on new data, ECE echoed until CWR, one window reduction per window of
+// data; ecn.go), zero-window probes, keep-alive, the
 // user timeout (RFC 5482 TCP_USER_TIMEOUT), and the
 // Linux "Tcp:" counters of /proc/net/snmp with the TcpExt ones of
 // /proc/net/netstat that apply (Stats).

@@ -134,6 +134,7 @@ type endpoint struct {
 	pmtu                        int // path MTU learnt from ICMP (0: the route's)
 	tsOffset, tsRecent          uint32
 	lastAckSent                 seqnum.Value
+	ecnHigh                     seqnum.Value // SND.MAX at the last ECN reduction (ecn.go)
 	rtt                         *rtt.Estimator
 	rttTiming                   bool
 	rttSeq                      seqnum.Value
@@ -146,6 +147,7 @@ type endpoint struct {
 	inRecovery                  bool
 	inLoss                      bool  // SACK loss recovery after an RTO, until SND.UNA reaches recover
 	rtoKind                     uint8 // what rtoT is: kindRTO, kindPTO or kindReo (RACK-TLP)
+	ecn                         ecnState
 	recover                     seqnum.Value
 	cc                          cc.Algorithm
 	prr                         cc.PRR
@@ -463,6 +465,10 @@ func (e *endpoint) Connect(addr netip.AddrPort) error {
 	}
 	// A socket whose earlier connect failed starts afresh.
 	e.rtt, e.retries, e.soErr, e.softErr, e.pmtu = rtt.New(), 0, 0, 0, 0
+	e.ecn = 0
+	if e.p.ECN == ECNOn {
+		e.ecn = ecnRequested
+	}
 	e.finRcvd, e.shutRD, e.shutWR, e.done = false, false, false, false
 	e.route, e.routeGen, e.routeValid = r, e.p.s.RouteGeneration(), true
 	now := time.Now()

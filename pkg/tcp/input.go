@@ -20,6 +20,7 @@ type segment struct {
 	wnd      uint16
 	opts     wire.TCPOptions
 	payload  []byte
+	ecn      uint8     // the IP header's ECN field (RFC 3168 §5)
 	now      time.Time // when it is processed: one clock read serves the whole segment
 }
 
@@ -189,6 +190,7 @@ func (e *endpoint) listenInput(seg *segment, local, remote netip.AddrPort, nic i
 	c.sndUna, c.sndNxt, c.sndMax, c.sndSml = c.iss, c.iss, c.iss, c.iss
 	c.tsOffset = c.p.tsOffset(local, remote, now)
 	c.acceptSynLocked(seg)
+	c.ecn.set(ecnOK, c.p.ecnSYNRequest(seg)) // RFC 3168 §6.1.1
 	c.setState(StateSynRcvd)
 	c.p.stats.PassiveOpens.Add(1)
 	c.sendSynLocked(true)
@@ -259,6 +261,9 @@ func (e *endpoint) synSentInput(seg *segment) {
 	}
 	e.acceptSynLocked(seg)
 	if seg.has(wire.TCPFlagACK) {
+		// RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE, not CWR) to our
+		// ECN-setup SYN.
+		e.ecn.set(ecnOK, e.ecn.has(ecnRequested) && seg.has(wire.TCPFlagECE) && !seg.has(wire.TCPFlagCWR))
 		e.sndUna = seg.ack
 		e.rtt.ResetBackoff()
 		e.retries = 0
@@ -273,7 +278,9 @@ func (e *endpoint) synSentInput(seg *segment) {
 		e.sendAckLocked()
 		return
 	}
-	// Simultaneous open (RFC 9293 §3.5, figure 8): SYN_RECV, SYN-ACK.
+	// Simultaneous open (RFC 9293 §3.5, figure 8): SYN_RECV, SYN-ACK;
+	// ECN if both SYNs were ECN-setup SYNs (Linux tcp_ecn_rcv_syn).
+	e.ecn.set(ecnOK, e.ecn.has(ecnRequested) && e.p.ecnSYNRequest(seg))
 	e.setState(StateSynRcvd)
 	e.sendSynLocked(true)
 	e.armRTOLocked()
@@ -471,6 +478,7 @@ func (e *endpoint) ackInput(seg *segment) bool {
 		return false
 	}
 	wnd := int(seg.wnd) << e.sndShift
+	e.ecnEchoAckLocked(seg) // RFC 3168 §6.1.2
 	if e.sackOK {
 		e.sackAckLocked(seg, ack, wnd)
 	} else if e.sndUna.LessThan(ack) {
@@ -568,7 +576,9 @@ func (e *endpoint) newAckLocked(seg *segment, ack seqnum.Value) {
 		}
 	} else {
 		e.dupAcks = 0
-		e.ccAck(dataAcked, seg.now)
+		if !e.ecnHoldsCwndLocked(seg) {
+			e.ccAck(dataAcked, seg.now)
+		}
 		e.sndBufExpandLocked()
 	}
 	if e.sndUna == e.sndMax {
@@ -613,6 +623,15 @@ func (e *endpoint) dataInput(seg *segment) {
 	data := seg.payload
 	seq := seg.seq
 	fin := seg.has(wire.TCPFlagFIN)
+	if len(data) > 0 && e.ecnInputLocked(seg) {
+		// RFC 3168 §6.1.3: ECE from now on; this segment's ACK goes
+		// at once (Linux tcp_enter_quickack_mode on CE).
+		defer func() {
+			if e.state != StateClosed && e.lastAckSent != e.rcvNxt {
+				e.ackNowLocked()
+			}
+		}()
+	}
 	if len(data) > 0 && e.appClosed {
 		// Linux tcp_rcv_state_process: new data for a closed socket
 		// cannot be delivered; reset (TCPAbortOnData).
@@ -880,6 +899,7 @@ func (e *endpoint) sendCookieLocked(seg *segment, local, remote netip.AddrPort, 
 		mss = int(o.MSS)
 	}
 	cookie, _ := e.p.cookies.Make(local, remote, seg.seq, mss, now)
+	ecn := e.p.ecnSYNRequest(seg) && o.HasTimestamps && !e.p.DisableTimestamps
 	r, err := e.p.s.FindRoute(nic, local.Addr(), remote.Addr())
 	if err != nil {
 		return
@@ -904,10 +924,13 @@ func (e *endpoint) sendCookieLocked(seg *segment, local, remote netip.AddrPort, 
 	f.Options.SACKPermitted = sackOK
 	if o.HasTimestamps && !e.p.DisableTimestamps {
 		f.Options.HasTimestamps = true
-		f.Options.TSVal = isn.EncodeTSOptions(tsClock(now), ws, sackOK, false)
+		f.Options.TSVal = isn.EncodeTSOptions(tsClock(now), ws, sackOK, ecn)
 		f.Options.TSEcr = o.TSVal
 	} else {
 		f.Options.HasWindowScale, f.Options.SACKPermitted = false, false
+	}
+	if ecn {
+		f.Flags |= wire.TCPFlagECE // RFC 3168 §6.1.1, remembered in the TSval
 	}
 	e.p.sendControl(nic, local, remote, &f)
 }
@@ -956,12 +979,13 @@ func (e *endpoint) cookieAckLocked(seg *segment, local, remote netip.AddrPort, n
 	c.rcvAdv = c.rcvNxt.Add(seqnum.Size(min(e.opts.RcvBuf, 65535)))
 	c.ooo.Init(c.rcvNxt, ranges.MaxRangesFor(c.rcvBufLimit()))
 	c.peerMSS = mss
-	if ws, sackOK, _, ok := isn.DecodeTSOptions(seg.opts.TSEcr); seg.opts.HasTimestamps && ok && !e.p.DisableTimestamps {
+	if ws, sackOK, ecn, ok := isn.DecodeTSOptions(seg.opts.TSEcr); seg.opts.HasTimestamps && ok && !e.p.DisableTimestamps {
 		c.tsOK, c.tsRecent = true, seg.opts.TSVal
 		if ws >= 0 {
 			c.wsOK, c.sndShift, c.rcvShift = true, uint8(ws), e.rcvShift
 		}
 		c.sackOK = sackOK
+		c.ecn.set(ecnOK, ecn && e.p.ECN != ECNOff)
 	}
 	c.sndWnd = int(seg.wnd) << c.sndShift
 	c.maxSndWnd = c.sndWnd

@@ -126,7 +126,9 @@ func (e *endpoint) ccCongestion() {
 		return
 	}
 	inflight := int(e.sndUna.Size(e.sndMax))
-	e.cc.OnCongestion(time.Now(), max(inflight-lt, 0))
+	if !e.ecnLossLocked() { // an ECN reduction in this window has done it (ecn.go)
+		e.cc.OnCongestion(time.Now(), max(inflight-lt, 0))
+	}
 	e.prr.Start(e.cc.Ssthresh(), inflight)
 	e.prrBudget = 0
 }
@@ -267,6 +269,8 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 	if !now.IsZero() && now.Before(e.lastEmit) {
 		now = e.lastEmit
 	}
+	ecnFlags, ect := e.ecnOutLocked(seq, flags, n) // RFC 3168 §6.1
+	flags |= ecnFlags
 	f := wire.TCPFields{SrcPort: e.local.Port(), DstPort: e.remote.Port(), Seq: uint32(seq), Flags: flags, PayloadLen: n}
 	syn := flags&wire.TCPFlagSYN != 0
 	if flags&wire.TCPFlagACK != 0 {
@@ -325,7 +329,10 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 		e.snd.get(off, b[f.Len():])
 	}
 	f.SetChecksum(b, r.Src, r.Dst)
-	wo := stack.WriteOptions{Proto: wire.IPProtoTCP, TTL: e.opts.HopLimit(r.Dst), TOS: e.opts.TrafficClass(r.Dst),
+	// The ECN field is TCP's (RFC 3168 §6.1; Linux masks it out of
+	// IP_TOS and IPV6_TCLASS for stream sockets).
+	tos := e.opts.TrafficClass(r.Dst)&^ecnMask | ect
+	wo := stack.WriteOptions{Proto: wire.IPProtoTCP, TTL: e.opts.HopLimit(r.Dst), TOS: tos,
 		DontFragment: r.Dst.Is4() && e.opts.PMTUDisc != syscall.IP_PMTUDISC_DONT}
 	e.outq = append(e.outq, outPkt{r: r, pkt: pkt, wo: wo})
 	if flags&wire.TCPFlagRST != 0 {
@@ -357,7 +364,7 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 
 // sendSynLocked sends our SYN, or SYN-ACK.
 func (e *endpoint) sendSynLocked(synAck bool) {
-	flags := wire.TCPFlagSYN
+	flags := wire.TCPFlagSYN | e.ecnSynFlags(synAck)
 	if synAck {
 		flags |= wire.TCPFlagACK
 	}

@@ -34,6 +34,9 @@ type Stats struct {
 	// TimeWaitOverflow counts connections that skipped TIME_WAIT because
 	// MaxTimeWait were in it (Linux TcpExt TCPTimeWaitOverflow).
 	TimeWaitOverflow atomic.Uint64
+	// ECNReductions counts congestion windows reduced for an ACK with
+	// ECE (RFC 3168 §6.1.2; no Linux counter matches).
+	ECNReductions atomic.Uint64
 
 	// Memory accounting (Protocol.MemLimit; Linux TcpExt counters).
 	// MemoryPressures counts entries into memory pressure
@@ -78,6 +81,10 @@ type Protocol struct {
 	// DisableSynCookies drops SYNs when a listener's SYN queue is full
 	// instead of answering with a SYN cookie (net.ipv4.tcp_syncookies).
 	DisableSynCookies bool
+	// ECN is net.ipv4.tcp_ecn (RFC 3168; ecn.go): ECNOff, ECNOn (ask on
+	// outgoing connections and accept on incoming ones) or ECNAccept
+	// (accept only; the default, as Linux).
+	ECN int
 	// MaxTimeWait caps the connections in TIME_WAIT; past it a closing
 	// connection goes straight to CLOSED (net.ipv4.tcp_max_tw_buckets;
 	// Linux logs "TCP: time wait bucket table overflow").
@@ -121,6 +128,7 @@ func New(s *stack.Stack) *Protocol {
 		TimeWait: DefaultTimeWait, SynRetries: DefaultSynRetries, SynAckRetr: DefaultSynAckRetr,
 		Retries2: DefaultRetries2, FinTimeout: DefaultFinTimeout,
 		MaxTimeWait: DefaultMaxTW,
+		ECN:         DefaultECN,
 		Congestion:  DefaultCongestion,
 		conns:       make(map[fourTuple]*endpoint),
 		listeners:   make(map[uint16][]*endpoint),
@@ -255,6 +263,7 @@ func (p *Protocol) HandlePacket(pi *stack.PacketInfo, payload []byte) bool {
 		return true // RFC 1122 §4.2.3.10: TCP is unicast only
 	}
 	seg := parseSegment(t)
+	seg.ecn = pi.TOS & ecnMask
 	local := netip.AddrPortFrom(pi.Dst.Unmap(), t.DstPort())
 	remote := netip.AddrPortFrom(pi.Src.Unmap(), t.SrcPort())
 	nic := 0

@@ -14,7 +14,7 @@ import (
 type TCPInfo struct {
 	State         State
 	Retransmits   uint8  // consecutive timeouts now (tcpi_retransmits)
-	Options       uint8  // TCPI_OPT_TIMESTAMPS 1, _SACK 2, _WSCALE 4
+	Options       uint8  // TCPI_OPT_TIMESTAMPS 1, _SACK 2, _WSCALE 4, _ECN 8, _ECN_SEEN 16
 	SndWscale     uint8  // the peer's shift (applied to its windows)
 	RcvWscale     uint8  // ours
 	RTO           uint32 // µs
@@ -64,6 +64,12 @@ func (e *endpoint) tcpInfoLocked() TCPInfo {
 	if e.wsOK {
 		in.Options |= TCPIOptWscale
 		in.SndWscale, in.RcvWscale = e.sndShift, e.rcvShift
+	}
+	if e.ecn.has(ecnOK) {
+		in.Options |= TCPIOptECN
+	}
+	if e.ecn.has(ecnSeen) {
+		in.Options |= TCPIOptECNSeen
 	}
 	if m := max(e.mss, 1); e.state.synchronized() {
 		in.Unacked = uint32((e.inflight() + m - 1) / m)

@@ -2,10 +2,13 @@ package emu
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/stackbox/stackbox/pkg/wire"
 )
 
 // Impairments describe what happens to frames passing one direction of a
@@ -16,7 +19,12 @@ import (
 //  1. Loss: dropped with probability Loss.
 //  2. Duplication: with probability Duplicate a second copy follows it.
 //  3. Corruption: each copy, with probability Corrupt, has one random bit
-//     of one random byte flipped.
+//     of one random byte flipped. Then, with probability CE, a copy that is
+//     an ECN-capable IPv4 or IPv6 packet (ECT(0) or ECT(1) in its TOS or
+//     traffic class, RFC 3168 §5) is marked Congestion Experienced instead
+//     of being dropped, as an AQM router does (RFC 3168 §5, §6.1.1 end; the
+//     IPv4 header checksum is updated). Not-ECT and already-CE packets, and
+//     frames that are not IP, are left alone and draw no random number.
 //  4. Rate: with Rate > 0 (bits per second) each copy waits for the
 //     serialiser, a FIFO that sends len(frame)*8/Rate seconds per frame
 //     (frame bytes only: no preamble, FCS or inter-frame gap). At most
@@ -35,6 +43,7 @@ type Impairments struct {
 	Duplicate float64       // probability in [0,1]
 	Corrupt   float64       // probability in [0,1]
 	Reorder   float64       // probability in [0,1]
+	CE        float64       // probability in [0,1] of marking an ECT packet CE
 	Delay     time.Duration // ≥ 0
 	Jitter    time.Duration // ≥ 0
 	Rate      uint64        // bits per second; 0 means unlimited
@@ -50,7 +59,7 @@ func (im Impairments) Validate() error {
 	for _, p := range []struct {
 		name string
 		v    float64
-	}{{"loss", im.Loss}, {"duplicate", im.Duplicate}, {"corrupt", im.Corrupt}, {"reorder", im.Reorder}} {
+	}{{"loss", im.Loss}, {"duplicate", im.Duplicate}, {"corrupt", im.Corrupt}, {"reorder", im.Reorder}, {"ce", im.CE}} {
 		if !(p.v >= 0 && p.v <= 1) { // also rejects NaN
 			return fmt.Errorf("emu: %s probability %v is not between 0 and 1", p.name, p.v)
 		}
@@ -78,6 +87,7 @@ func (im Impairments) sanitized() Impairments {
 	}
 	im.Loss, im.Duplicate = clamp(im.Loss), clamp(im.Duplicate)
 	im.Corrupt, im.Reorder = clamp(im.Corrupt), clamp(im.Reorder)
+	im.CE = clamp(im.CE)
 	im.Delay, im.Jitter = max(im.Delay, 0), max(im.Jitter, 0)
 	if im.Limit <= 0 {
 		im.Limit = DefaultLimit
@@ -87,9 +97,10 @@ func (im Impairments) sanitized() Impairments {
 
 // ImpairCounters count what one direction's impairments did. Reordered
 // counts the frames that skipped the delay (they may or may not have
-// overtaken another); QueueDropped the serialiser's tail drops.
+// overtaken another); QueueDropped the serialiser's tail drops; CEMarked
+// the ECT packets marked Congestion Experienced.
 type ImpairCounters struct {
-	Lost, Duplicated, Corrupted, Reordered, QueueDropped uint64
+	Lost, Duplicated, Corrupted, Reordered, QueueDropped, CEMarked uint64
 }
 
 // pending is a frame copy waiting for its delivery instant.
@@ -187,6 +198,12 @@ func (s *shaper) send(frame []byte) {
 			bit := s.rng.IntN(len(c) * 8)
 			c[bit/8] ^= 1 << (bit % 8)
 			s.count.Corrupted++
+		}
+		if im.CE > 0 {
+			if ip := ectIP(c); ip != nil && s.rng.Float64() < im.CE {
+				markCE(ip)
+				s.count.CEMarked++
+			}
 		}
 		at := now
 		if im.Rate > 0 {
@@ -289,4 +306,53 @@ func (s *shaper) close() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+}
+
+// ectIP returns the IP header of frame, an Ethernet frame with up to two
+// VLAN tags, when it carries an IPv4 or IPv6 packet whose ECN field is
+// ECT(0) or ECT(1) (RFC 3168 §5); else nil.
+func ectIP(frame []byte) []byte {
+	eth, err := wire.ParseEthernet(frame)
+	if err != nil {
+		return nil
+	}
+	ip := eth.Payload()
+	switch eth.EtherType() {
+	case wire.EtherTypeIPv4:
+		if len(ip) < 20 || ip[0]>>4 != 4 {
+			return nil
+		}
+		if e := ip[1] & 3; e == ecnECT0 || e == ecnECT1 {
+			return ip
+		}
+	case wire.EtherTypeIPv6:
+		if len(ip) < 40 || ip[0]>>4 != 6 {
+			return nil
+		}
+		// The traffic class straddles bytes 0 and 1; ECN is bits 4-5 of byte 1.
+		if e := (ip[1] >> 4) & 3; e == ecnECT0 || e == ecnECT1 {
+			return ip
+		}
+	}
+	return nil
+}
+
+// The ECN field's codepoints (RFC 3168 §5).
+const (
+	ecnECT1 = 1
+	ecnECT0 = 2
+	ecnCE   = 3
+)
+
+// markCE sets the ECN field of ip, an IPv4 or IPv6 header, to CE, fixing
+// the IPv4 header checksum incrementally (RFC 1624).
+func markCE(ip []byte) {
+	if ip[0]>>4 == 4 {
+		old := binary.BigEndian.Uint16(ip[0:2])
+		ip[1] |= ecnCE
+		sum := binary.BigEndian.Uint16(ip[10:12])
+		binary.BigEndian.PutUint16(ip[10:12], wire.ChecksumUpdate(sum, old, binary.BigEndian.Uint16(ip[0:2])))
+		return
+	}
+	ip[1] |= ecnCE << 4
 }
