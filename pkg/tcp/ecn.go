@@ -50,15 +50,6 @@ const (
 	DefaultECN = ECNAccept
 )
 
-// The IP ECN field's codepoints (RFC 3168 §5).
-const (
-	ecnNotECT = 0
-	ecnECT1   = 1
-	ecnECT0   = 2
-	ecnCE     = 3
-	ecnMask   = 3
-)
-
 // Linux's tcpi_options ECN bits.
 const (
 	TCPIOptECN     = 8  // ECN was negotiated
@@ -93,7 +84,7 @@ func (s *ecnState) set(f ecnState, on bool) {
 // setting allows it.
 func (p *Protocol) ecnSYNRequest(seg *segment) bool {
 	return p.ECN != ECNOff && seg.has(wire.TCPFlagECE) && seg.has(wire.TCPFlagCWR) &&
-		seg.ecn == ecnNotECT
+		seg.ecn == wire.ECNNotECT
 }
 
 // ecnSynFlags are the ECN flags of our SYN or SYN-ACK (RFC 3168 §6.1.1).
@@ -111,7 +102,7 @@ func (e *endpoint) ecnSynFlags(synAck bool) wire.TCPFlags {
 // gains (ECE, CWR) and the ECN field of its IP header.
 func (e *endpoint) ecnOutLocked(seq seqnum.Value, flags wire.TCPFlags, n int) (wire.TCPFlags, uint8) {
 	if !e.ecn.has(ecnOK) || flags&(wire.TCPFlagSYN|wire.TCPFlagRST) != 0 {
-		return 0, ecnNotECT
+		return 0, wire.ECNNotECT
 	}
 	var add wire.TCPFlags
 	if e.ecn.has(ecnEcho) {
@@ -124,9 +115,9 @@ func (e *endpoint) ecnOutLocked(seq seqnum.Value, flags wire.TCPFlags, n int) (w
 			add |= wire.TCPFlagCWR // §6.1.2: the first new data after the reduction
 			e.ecn.set(ecnCWRPending, false)
 		}
-		return add, ecnECT0
+		return add, wire.ECNECT0
 	}
-	return add, ecnNotECT
+	return add, wire.ECNNotECT
 }
 
 // ecnInputLocked handles a received data segment's CWR flag and IP ECN
@@ -140,10 +131,10 @@ func (e *endpoint) ecnInputLocked(seg *segment) bool {
 	if seg.has(wire.TCPFlagCWR) {
 		e.ecn.set(ecnEcho, false)
 	}
-	if seg.ecn != ecnNotECT {
+	if seg.ecn != wire.ECNNotECT {
 		e.ecn.set(ecnSeen, true)
 	}
-	if seg.ecn == ecnCE && !e.ecn.has(ecnEcho) {
+	if seg.ecn == wire.ECNCE && !e.ecn.has(ecnEcho) {
 		e.ecn.set(ecnEcho, true)
 		return true
 	}

@@ -13,33 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stackbox/stackbox/internal/netlab"
 	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/stack"
+	"github.com/stackbox/stackbox/pkg/wire"
 )
 
 // ECN against the Linux kernel in the TAP lab (interop_test.go's
 // newTCPLab): negotiation both ways, read from both ends' TCP_INFO (and
 // `ss -tni` in the namespace when it prints option flags), and CE marks
 // in each direction answered by the other side.
-
-// kernelTCPInfo is the kernel socket's TCP_INFO.
-func kernelTCPInfo(t *testing.T, kc *net.TCPConn) *unix.TCPInfo {
-	t.Helper()
-	rc, err := kc.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info *unix.TCPInfo
-	var ierr error
-	rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
-	if ierr != nil {
-		t.Fatal(ierr)
-	}
-	return info
-}
 
 func ssHas(line, word string) bool {
 	return strings.Contains(" "+line+" ", " "+word+" ")
@@ -164,7 +147,7 @@ func maybeMark(f []byte, every int64, seen, marked *atomic.Int64) {
 		return
 	}
 	ip := f[14:]
-	if e := ipECN(ip); e != ecnECT0 && e != ecnECT1 {
+	if e := ipECN(ip); e != wire.ECNECT0 && e != wire.ECNECT1 {
 		return
 	}
 	if seen.Add(1)%every == 0 {

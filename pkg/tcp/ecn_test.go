@@ -13,7 +13,6 @@ import (
 
 	"github.com/stackbox/stackbox/pkg/link"
 	"github.com/stackbox/stackbox/pkg/link/emu"
-	"github.com/stackbox/stackbox/pkg/stack"
 	"github.com/stackbox/stackbox/pkg/tcp/cc"
 	"github.com/stackbox/stackbox/pkg/transport"
 	"github.com/stackbox/stackbox/pkg/wire"
@@ -118,21 +117,9 @@ func (r *ecnRec) segs() []ecnSeg {
 // newECNHost is newHost with an ecnRec on its link.
 func newECNHost(t testing.TB, nw *emu.Network, cfg emu.PortConfig, addrs ...string) (*host, *ecnRec) {
 	t.Helper()
-	s := stack.New(stack.Options{})
-	t.Cleanup(func() { s.Close() })
-	port := nw.NewPort(cfg)
-	rec := &ecnRec{Endpoint: port}
-	n, err := s.AddNIC(rec, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n.SetUp(true)
-	return &host{s: s, nic: n, tcp: New(s), port: port}, rec
+	var rec *ecnRec
+	h := newHostVia(t, nw, cfg, func(p *emu.Port) link.Endpoint { rec = &ecnRec{Endpoint: p}; return rec }, addrs...)
+	return h, rec
 }
 
 // ecnPair is two recorded hosts with the ECN settings given and the
@@ -246,9 +233,9 @@ func testECNNegotiation(t *testing.T, v6 bool, cl, sv int) {
 		case ece || cwr:
 			t.Errorf("%v segment with flags %v and no CE on the path", map[bool]string{true: "sent", false: "received"}[r.out], r.flags)
 		}
-		wantECN := uint8(ecnNotECT)
+		wantECN := uint8(wire.ECNNotECT)
 		if r.n > 0 && want {
-			wantECN = ecnECT0
+			wantECN = wire.ECNECT0
 			data++
 		} else if r.n == 0 && r.flags&wire.TCPFlagSYN == 0 {
 			acks++
@@ -345,7 +332,7 @@ func TestECNEchoUntilCWR(t *testing.T) {
 		eces := 0
 		for _, r := range rb.segs() {
 			if !r.out {
-				if r.seq == marked.seq && r.ecn == ecnCE && ceAt.IsZero() {
+				if r.seq == marked.seq && r.ecn == wire.ECNCE && ceAt.IsZero() {
 					ceAt = r.at
 				}
 				continue
@@ -573,7 +560,7 @@ func TestECNCEAckedAtOnce(t *testing.T) {
 				for _, r := range rb.segs() {
 					if !r.out && r.n == 4 {
 						arrived = r.at
-						if (r.ecn == ecnCE) != mark {
+						if (r.ecn == wire.ECNCE) != mark {
 							t.Fatalf("the data arrived with ECN %d", r.ecn)
 						}
 					} else if r.out && !arrived.IsZero() && acked.IsZero() {
@@ -607,7 +594,7 @@ func FuzzECNSegments(f *testing.F) {
 		copy(b[tf.Len():], payload)
 		return append([]byte{byte(len(b)), target}, b...)
 	}
-	ce, ect0 := byte(ecnCE<<2), byte(ecnECT0<<2)
+	ce, ect0 := byte(wire.ECNCE<<2), byte(wire.ECNECT0<<2)
 	f.Add(seed(wire.TCPFlagACK|wire.TCPFlagPSH, 0, 1<<19+1, "hello", ce))
 	f.Add(seed(wire.TCPFlagACK|wire.TCPFlagECE, 0, 1<<19+1000, "", 0))
 	f.Add(append(seed(wire.TCPFlagACK|wire.TCPFlagECE, 0, 1<<19+1000, "", 0), seed(wire.TCPFlagACK|wire.TCPFlagCWR, 0, 1<<19+2000, "x", ce)...))
@@ -629,35 +616,7 @@ func FuzzECNSegments(f *testing.F) {
 			if _, err := s.Write([][]byte{make([]byte, 60000)}, transport.WriteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			for len(in) >= 2 {
-				n, target := int(in[0]), in[1]
-				in = in[2:]
-				n = min(n, len(in))
-				seg := append([]byte(nil), in[:n]...)
-				in = in[n:]
-				if len(seg) < wire.TCPMinHeaderLen {
-					continue
-				}
-				dstPort := uint16(80)
-				if target&1 != 0 {
-					dstPort = 8080
-				}
-				_, rcvNxt, _ := snapshot(s)
-				s.mu.Lock()
-				una := uint32(s.sndUna)
-				s.mu.Unlock()
-				binary.BigEndian.PutUint16(seg[0:2], c.LocalAddr().Port())
-				binary.BigEndian.PutUint16(seg[2:4], dstPort)
-				binary.BigEndian.PutUint32(seg[4:8], rcvNxt+binary.BigEndian.Uint32(seg[4:8])%(1<<20))
-				binary.BigEndian.PutUint32(seg[8:12], una+binary.BigEndian.Uint32(seg[8:12])%(1<<20)-1<<19)
-				if target&2 != 0 {
-					binary.BigEndian.PutUint16(seg[0:2], uint16(target)<<8)
-				}
-				seg[16], seg[17] = 0, 0
-				sum := wire.Checksum(seg, wire.PseudoHeaderChecksum(wire.IPProtoTCP, addrA4, addrB4, uint32(len(seg))))
-				binary.BigEndian.PutUint16(seg[16:18], ^sum)
-				b.tcp.HandlePacket(&stack.PacketInfo{NIC: b.nic, Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, TTL: 64, TOS: target >> 2}, seg)
-			}
+			feedSegments(b, c, s, in, true)
 			time.Sleep(time.Second)
 			synctest.Wait()
 			for _, e := range []*endpoint{s, l} {

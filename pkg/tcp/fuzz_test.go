@@ -42,37 +42,7 @@ func FuzzSegments(f *testing.F) {
 			a, b := pair(t)
 			c, s := connPair(t, a, b, false)
 			l := b.listen(t, syscall.AF_INET, ap(netip.Addr{}, 8080), 4)
-			for len(in) >= 2 {
-				n, target := int(in[0]), in[1]
-				in = in[2:]
-				if n > len(in) {
-					n = len(in)
-				}
-				seg := append([]byte(nil), in[:n]...)
-				in = in[n:]
-				if len(seg) < wire.TCPMinHeaderLen {
-					continue
-				}
-				dstPort := uint16(80)
-				if target&1 != 0 {
-					dstPort = 8080
-				}
-				_, rcvNxt, _ := snapshot(s)
-				s.mu.Lock()
-				una := uint32(s.sndUna)
-				s.mu.Unlock()
-				binary.BigEndian.PutUint16(seg[0:2], c.LocalAddr().Port())
-				binary.BigEndian.PutUint16(seg[2:4], dstPort)
-				binary.BigEndian.PutUint32(seg[4:8], rcvNxt+binary.BigEndian.Uint32(seg[4:8])%(1<<20))
-				binary.BigEndian.PutUint32(seg[8:12], una+binary.BigEndian.Uint32(seg[8:12])%(1<<20)-1<<19)
-				if target&2 != 0 {
-					binary.BigEndian.PutUint16(seg[0:2], uint16(target)<<8) // another peer port: the listener's SYN queue
-				}
-				seg[16], seg[17] = 0, 0
-				sum := wire.Checksum(seg, wire.PseudoHeaderChecksum(wire.IPProtoTCP, addrA4, addrB4, uint32(len(seg))))
-				binary.BigEndian.PutUint16(seg[16:18], ^sum)
-				b.tcp.HandlePacket(&stack.PacketInfo{NIC: b.nic, Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, TTL: 64}, seg)
-			}
+			feedSegments(b, c, s, in, false)
 			time.Sleep(time.Second)
 			synctest.Wait()
 			for _, e := range []*endpoint{s, l} {
@@ -88,4 +58,45 @@ func FuzzSegments(f *testing.F) {
 			}
 		})
 	})
+}
+
+// feedSegments hands b's TCP the segments in in (FuzzSegments' format)
+// from c's address: to s, or with bit 0 of the target byte to the
+// listener on 8080, from another peer port with bit 1. With tos, the
+// target byte's upper six bits are the IP TOS byte's (its ECN field the
+// lowest two of them).
+func feedSegments(b *host, c, s *endpoint, in []byte, tos bool) {
+	for len(in) >= 2 {
+		n, target := int(in[0]), in[1]
+		in = in[2:]
+		n = min(n, len(in))
+		seg := append([]byte(nil), in[:n]...)
+		in = in[n:]
+		if len(seg) < wire.TCPMinHeaderLen {
+			continue
+		}
+		dstPort := uint16(80)
+		if target&1 != 0 {
+			dstPort = 8080
+		}
+		_, rcvNxt, _ := snapshot(s)
+		s.mu.Lock()
+		una := uint32(s.sndUna)
+		s.mu.Unlock()
+		binary.BigEndian.PutUint16(seg[0:2], c.LocalAddr().Port())
+		binary.BigEndian.PutUint16(seg[2:4], dstPort)
+		binary.BigEndian.PutUint32(seg[4:8], rcvNxt+binary.BigEndian.Uint32(seg[4:8])%(1<<20))
+		binary.BigEndian.PutUint32(seg[8:12], una+binary.BigEndian.Uint32(seg[8:12])%(1<<20)-1<<19)
+		if target&2 != 0 {
+			binary.BigEndian.PutUint16(seg[0:2], uint16(target)<<8) // another peer port: the listener's SYN queue
+		}
+		seg[16], seg[17] = 0, 0
+		sum := wire.Checksum(seg, wire.PseudoHeaderChecksum(wire.IPProtoTCP, addrA4, addrB4, uint32(len(seg))))
+		binary.BigEndian.PutUint16(seg[16:18], ^sum)
+		pi := &stack.PacketInfo{NIC: b.nic, Src: addrA4, Dst: addrB4, Proto: wire.IPProtoTCP, TTL: 64}
+		if tos {
+			pi.TOS = target >> 2
+		}
+		b.tcp.HandlePacket(pi, seg)
+	}
 }

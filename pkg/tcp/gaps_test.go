@@ -52,6 +52,17 @@ func pureAcks(segs []segRecord, src netip.AddrPort, ack uint32) int {
 	return n
 }
 
+// lastFrom is the latest segment rec's host received from src.
+func lastFrom(rec *recorder, src netip.AddrPort) segRecord {
+	var last segRecord
+	for _, sg := range rec.received() {
+		if sg.src == src {
+			last = sg
+		}
+	}
+	return last
+}
+
 func issOf(e *endpoint) uint32 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -196,12 +207,7 @@ func TestStateFinWait1ToTimeWait(t *testing.T) {
 			t.Fatalf("read %q, %v", got, err)
 		}
 		synctest.Wait()
-		var last segRecord // the peer's latest, for its timestamp and window
-		for _, sg := range arec.received() {
-			if sg.src == remoteOf(c) {
-				last = sg
-			}
-		}
+		last := lastFrom(arec, remoteOf(c))                // for its timestamp and window
 		arec.setDrop(func(segRecord) bool { return true }) // the peer never hears of our FIN
 		if err := c.Shutdown(syscall.SHUT_WR); err != nil {
 			t.Fatal(err)
@@ -241,12 +247,7 @@ func TestRFC5961AckCheck(t *testing.T) {
 		writeAll(s, []byte("hi"), time.Second)
 		readN(c, 2, time.Second)
 		time.Sleep(time.Second)
-		var last segRecord
-		for _, sg := range arec.received() {
-			if sg.src == remoteOf(c) {
-				last = sg
-			}
-		}
+		last := lastFrom(arec, remoteOf(c))
 		sndMax, rcvNxt, _ := snapshot(c)
 		inject := func(ack uint32) {
 			in.send(t, a.port.MAC(), remoteOf(c), c.LocalAddr(), wire.TCPFields{Seq: rcvNxt, Ack: ack, Window: last.wnd,

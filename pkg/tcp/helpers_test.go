@@ -40,10 +40,16 @@ func newNet(t testing.TB, seed uint64) *emu.Network {
 
 func newHost(t testing.TB, nw *emu.Network, cfg emu.PortConfig, addrs ...string) *host {
 	t.Helper()
+	return newHostVia(t, nw, cfg, func(p *emu.Port) link.Endpoint { return p }, addrs...)
+}
+
+// newHostVia is newHost whose NIC is on wrap(port): a recorder, say.
+func newHostVia(t testing.TB, nw *emu.Network, cfg emu.PortConfig, wrap func(*emu.Port) link.Endpoint, addrs ...string) *host {
+	t.Helper()
 	s := stack.New(stack.Options{})
 	t.Cleanup(func() { s.Close() })
 	port := nw.NewPort(cfg)
-	n, err := s.AddNIC(port, stack.NICOptions{NoDAD: true, NoAutoconf: true})
+	n, err := s.AddNIC(wrap(port), stack.NICOptions{NoDAD: true, NoAutoconf: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,21 +376,9 @@ func (r *recorder) received() []segRecord {
 // newRecHost is newHost with a recorder on its link.
 func newRecHost(t testing.TB, nw *emu.Network, cfg emu.PortConfig, addrs ...string) (*host, *recorder) {
 	t.Helper()
-	s := stack.New(stack.Options{})
-	t.Cleanup(func() { s.Close() })
-	port := nw.NewPort(cfg)
-	rec := &recorder{Endpoint: port}
-	n, err := s.AddNIC(rec, stack.NICOptions{NoDAD: true, NoAutoconf: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if err := n.AddAddress(stack.Address{Prefix: netip.MustParsePrefix(a)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n.SetUp(true)
-	return &host{s: s, nic: n, tcp: New(s), port: port}, rec
+	var rec *recorder
+	h := newHostVia(t, nw, cfg, func(p *emu.Port) link.Endpoint { rec = &recorder{Endpoint: p}; return rec }, addrs...)
+	return h, rec
 }
 
 // recPair is pair with a recorder on a's link.

@@ -346,6 +346,15 @@ func checkOptions(t *testing.T, line string, kc *net.TCPConn, f family) {
 			t.Errorf("ss line lacks %q: %s", want, line)
 		}
 	}
+	info := kernelTCPInfo(t, kc)
+	if want := uint8(TCPIOptTimestamps | TCPIOptSACK | TCPIOptWscale); info.Options&want != want {
+		t.Errorf("kernel tcpi_options %#x, want timestamps, SACK and window scaling (%#x)", info.Options, want)
+	}
+}
+
+// kernelTCPInfo is the kernel socket's TCP_INFO.
+func kernelTCPInfo(t *testing.T, kc *net.TCPConn) *unix.TCPInfo {
+	t.Helper()
 	rc, err := kc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -356,9 +365,7 @@ func checkOptions(t *testing.T, line string, kc *net.TCPConn, f family) {
 	if ierr != nil {
 		t.Fatal(ierr)
 	}
-	if want := uint8(TCPIOptTimestamps | TCPIOptSACK | TCPIOptWscale); info.Options&want != want {
-		t.Errorf("kernel tcpi_options %#x, want timestamps, SACK and window scaling (%#x)", info.Options, want)
-	}
+	return info
 }
 
 // bulkConn is one established connection between our stack and the

@@ -331,7 +331,7 @@ func (e *endpoint) emitAtLocked(now time.Time, seq seqnum.Value, flags wire.TCPF
 	f.SetChecksum(b, r.Src, r.Dst)
 	// The ECN field is TCP's (RFC 3168 §6.1; Linux masks it out of
 	// IP_TOS and IPV6_TCLASS for stream sockets).
-	tos := e.opts.TrafficClass(r.Dst)&^ecnMask | ect
+	tos := e.opts.TrafficClass(r.Dst)&^wire.ECNMask | ect
 	wo := stack.WriteOptions{Proto: wire.IPProtoTCP, TTL: e.opts.HopLimit(r.Dst), TOS: tos,
 		DontFragment: r.Dst.Is4() && e.opts.PMTUDisc != syscall.IP_PMTUDISC_DONT}
 	e.outq = append(e.outq, outPkt{r: r, pkt: pkt, wo: wo})

@@ -263,7 +263,7 @@ func (p *Protocol) HandlePacket(pi *stack.PacketInfo, payload []byte) bool {
 		return true // RFC 1122 §4.2.3.10: TCP is unicast only
 	}
 	seg := parseSegment(t)
-	seg.ecn = pi.TOS & ecnMask
+	seg.ecn = pi.TOS & wire.ECNMask
 	local := netip.AddrPortFrom(pi.Dst.Unmap(), t.DstPort())
 	remote := netip.AddrPortFrom(pi.Src.Unmap(), t.SrcPort())
 	nic := 0

@@ -129,7 +129,17 @@ func (h IPv4) TOS() uint8 { return h[1] }
 func (h IPv4) DSCP() uint8 { return h[1] >> 2 }
 
 // ECN returns the explicit congestion notification bits (RFC 3168).
-func (h IPv4) ECN() uint8 { return h[1] & 3 }
+func (h IPv4) ECN() uint8 { return h[1] & ECNMask }
+
+// The ECN field's codepoints, the low two bits of the IPv4 TOS octet and
+// the IPv6 traffic class (RFC 3168 §5).
+const (
+	ECNNotECT = 0 // not ECN-capable
+	ECNECT1   = 1 // ECN-capable transport, ECT(1)
+	ECNECT0   = 2 // ECN-capable transport, ECT(0)
+	ECNCE     = 3 // congestion experienced
+	ECNMask   = 3
+)
 
 // TotalLen returns the total length field: header plus payload.
 func (h IPv4) TotalLen() int { return int(binary.BigEndian.Uint16(h[2:])) }

@@ -322,37 +322,29 @@ func ectIP(frame []byte) []byte {
 		if len(ip) < 20 || ip[0]>>4 != 4 {
 			return nil
 		}
-		if e := ip[1] & 3; e == ecnECT0 || e == ecnECT1 {
+		if e := wire.IPv4(ip).ECN(); e == wire.ECNECT0 || e == wire.ECNECT1 {
 			return ip
 		}
 	case wire.EtherTypeIPv6:
 		if len(ip) < 40 || ip[0]>>4 != 6 {
 			return nil
 		}
-		// The traffic class straddles bytes 0 and 1; ECN is bits 4-5 of byte 1.
-		if e := (ip[1] >> 4) & 3; e == ecnECT0 || e == ecnECT1 {
+		if e := wire.IPv6(ip).ECN(); e == wire.ECNECT0 || e == wire.ECNECT1 {
 			return ip
 		}
 	}
 	return nil
 }
 
-// The ECN field's codepoints (RFC 3168 §5).
-const (
-	ecnECT1 = 1
-	ecnECT0 = 2
-	ecnCE   = 3
-)
-
 // markCE sets the ECN field of ip, an IPv4 or IPv6 header, to CE, fixing
 // the IPv4 header checksum incrementally (RFC 1624).
 func markCE(ip []byte) {
 	if ip[0]>>4 == 4 {
 		old := binary.BigEndian.Uint16(ip[0:2])
-		ip[1] |= ecnCE
+		ip[1] |= wire.ECNCE
 		sum := binary.BigEndian.Uint16(ip[10:12])
 		binary.BigEndian.PutUint16(ip[10:12], wire.ChecksumUpdate(sum, old, binary.BigEndian.Uint16(ip[0:2])))
 		return
 	}
-	ip[1] |= ecnCE << 4
+	ip[1] |= wire.ECNCE << 4 // the traffic class's low bits are byte 1's high ones
 }
